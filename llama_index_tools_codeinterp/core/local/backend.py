@@ -1,0 +1,578 @@
+"""The local backend: one Jupyter kernel (jupyter-client + ipykernel) and one data directory per session."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import time
+import uuid
+import weakref
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from queue import Empty
+from typing import IO, Any, cast
+
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+
+from .. import _loop
+from ..backend import DEFAULT_TIMEOUT, Backend, DownloadTarget, UploadSource
+from ..errors import (
+    ConfigurationError,
+    FileTooLargeError,
+    InvalidPathError,
+    KernelError,
+    RemoteFileNotFoundError,
+    SessionClosedError,
+)
+from ..models import ExecutionError, ExecutionResult, ExecutionStatus, Output, RemoteFile
+from ..paths import DATA_ROOT, guess_mime_type, normalize_remote_path, remote_display_path, resolve_in_root
+from .kernel import KernelLaunchConfig, SingleKernelSpecManager, kernel_environment
+from .outputs import RunCollector, diff_snapshots, snapshot
+
+__all__ = ["LocalKernelBackend"]
+
+log = logging.getLogger(__name__)
+
+_COPY_CHUNK = 1 << 20
+_IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp",
+                     "image/svg+xml": "svg"}  # fmt: skip
+
+#: Every live backend, so that interpreter exit can stop their kernels.
+_live_backends: weakref.WeakSet[LocalKernelBackend] = weakref.WeakSet()
+
+
+async def _close_all_at_exit() -> None:
+    await asyncio.gather(*(b._aclose() for b in list(_live_backends)), return_exceptions=True)
+
+
+_loop.on_exit(_close_all_at_exit)
+
+
+class LocalKernelBackend(Backend):
+    """A stateful Python session in a Jupyter kernel on this machine.
+
+    The session's data directory is the kernel's working directory and is what ``/mnt/data`` means in every
+    file API. The kernel starts in the background as soon as the backend is created.
+
+    Args:
+        session_id: Identifier of the session (a uuid4 by default).
+        data_dir: An existing directory to use as ``/mnt/data`` (kept on close). By default a private
+            temporary directory is created and removed on close (unless ``keep_files``).
+        timeout: Seconds a run may take before it is interrupted (default 220, as on Azure).
+        interrupt_grace: Seconds to wait after an interrupt before the kernel is restarted instead.
+        python: Interpreter to run ipykernel with (default: this one). It needs ipykernel installed.
+        kernel_name: An installed kernelspec to launch instead of ``python``.
+        env: Extra environment variables for the kernel.
+        inherit_env: Pass this process's whole environment to the kernel. Off by default: only an
+            allow-list (PATH, HOME, locale, proxies, ...) is passed, so API keys stay in the host.
+        startup_code: Code run after every kernel (re)start, e.g. common imports.
+        keep_files: Keep an auto-created data directory after :meth:`close`.
+        max_output_chars: Characters of each stream kept in memory per run (head and tail beyond that).
+        max_upload_bytes: Largest upload accepted (None: no limit).
+        startup_timeout: Seconds to wait for the kernel to become ready.
+    """
+
+    kind = "local"
+
+    def __init__(
+        self,
+        *,
+        session_id: str | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        interrupt_grace: float = 5.0,
+        python: str | None = None,
+        kernel_name: str | None = None,
+        env: Mapping[str, str] | None = None,
+        inherit_env: bool = False,
+        startup_code: str | None = None,
+        keep_files: bool = False,
+        max_output_chars: int = 8_000_000,
+        max_upload_bytes: int | None = None,
+        startup_timeout: float = 60.0,
+    ) -> None:
+        if timeout <= 0:
+            raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}.")
+        if python and kernel_name:
+            raise ConfigurationError("Pass either python= or kernel_name=, not both.")
+        self.session_id = session_id or str(uuid.uuid4())
+        self.timeout = float(timeout)
+        self.interrupt_grace = float(interrupt_grace)
+        self.startup_code = startup_code
+        self.max_output_chars = max_output_chars
+        self.max_upload_bytes = max_upload_bytes
+        self.startup_timeout = startup_timeout
+
+        if data_dir is None:
+            self.data_dir = Path(tempfile.mkdtemp(prefix="codeinterp-data-"))
+            self._owns_data_dir = not keep_files
+        else:
+            self.data_dir = Path(data_dir).expanduser().resolve()
+            if not self.data_dir.is_dir():
+                raise ConfigurationError(
+                    f"data_dir {str(self.data_dir)!r} is not an existing directory; create it first."
+                )
+            self._owns_data_dir = False
+        # Connection file, IPC sockets and the kernel's log live apart from the user's files.
+        self._runtime_dir = Path(tempfile.mkdtemp(prefix="codeinterp-rt-"))
+        self._launch = KernelLaunchConfig(python=python, kernel_name=kernel_name)
+        self._env = kernel_environment(env, inherit_env=inherit_env)
+        self._figure_counter = 0
+        self._closed = False
+        self._km: AsyncKernelManager | None = None
+        self._kc: Any = None
+        self._lock: asyncio.Lock | None = None
+        _live_backends.add(self)
+        self._start_future = asyncio.run_coroutine_threadsafe(self._start_kernel(), _loop.io_loop())
+
+    # -- public sync API ------------------------------------------------------------------------------
+    def execute(self, code: str, *, timeout: float | None = None) -> ExecutionResult:
+        return _loop.run_sync(self._execute(code, timeout))
+
+    async def aexecute(self, code: str, *, timeout: float | None = None) -> ExecutionResult:
+        return await _loop.run_async(self._execute(code, timeout))
+
+    def restart(self) -> None:
+        _loop.run_sync(self._restart_locked())
+
+    async def arestart(self) -> None:
+        await _loop.run_async(self._restart_locked())
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        _loop.run_sync(self._aclose())
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        await _loop.run_async(self._aclose())
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Block until the kernel has started (raises :class:`KernelError` if it cannot)."""
+        self._check_open()
+        _loop.run_sync(self._ensure_kernel(), timeout)
+
+    def status(self) -> dict[str, Any]:
+        km = self._km
+        return {
+            "kind": self.kind,
+            "session_id": self.session_id,
+            "data_dir": str(self.data_dir),
+            "sandboxed": False,
+            "closed": self._closed,
+            "kernel_pid": getattr(getattr(km, "provisioner", None), "pid", None) if km else None,
+            "timeout": self.timeout,
+        }
+
+    # -- files ----------------------------------------------------------------------------------------
+    def upload(self, remote_path: str, source: UploadSource) -> RemoteFile:
+        self._check_open()
+        rel = normalize_remote_path(remote_path)
+        target = resolve_in_root(self.data_dir, rel)
+        if target.is_dir():
+            raise InvalidPathError(f"{remote_display_path(rel)!r} is a directory; name a file inside it.")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        limit = self.max_upload_bytes
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            if limit is not None and len(source) > limit:
+                raise FileTooLargeError(_too_large(len(source), limit))
+            with _open_nofollow(target, "wb") as out:
+                out.write(source)
+        elif isinstance(source, (str, os.PathLike)):
+            host = Path(source).expanduser()
+            if not host.is_file():
+                raise FileNotFoundError(f"Local file {str(host)!r} does not exist or is not a regular file.")
+            size = host.stat().st_size
+            if limit is not None and size > limit:
+                raise FileTooLargeError(_too_large(size, limit))
+            with open(host, "rb") as src, _open_nofollow(target, "wb") as out:
+                shutil.copyfileobj(src, out, _COPY_CHUNK)
+        else:
+            written = 0
+            with _open_nofollow(target, "wb") as out:
+                while chunk := cast(IO[bytes], source).read(_COPY_CHUNK):
+                    written += len(chunk)
+                    if limit is not None and written > limit:
+                        out.close()
+                        target.unlink(missing_ok=True)
+                        raise FileTooLargeError(_too_large(written, limit))
+                    out.write(chunk)
+        return self._describe(rel, target)
+
+    def download_to(self, remote_path: str, destination: DownloadTarget) -> int:
+        self._check_open()
+        rel = normalize_remote_path(remote_path)
+        source = resolve_in_root(self.data_dir, rel, must_exist=True)
+        if not source.is_file():
+            raise InvalidPathError(f"{remote_display_path(rel)!r} is a directory, not a file.")
+        with _open_nofollow(source, "rb") as src:
+            if isinstance(destination, (str, os.PathLike)):
+                host = Path(destination).expanduser()
+                host.parent.mkdir(parents=True, exist_ok=True)
+                with open(host, "wb") as out:
+                    shutil.copyfileobj(src, out, _COPY_CHUNK)
+                    return out.tell()
+            total = 0
+            while chunk := src.read(_COPY_CHUNK):
+                destination.write(chunk)
+                total += len(chunk)
+            return total
+
+    def list_files(self, path: str = "") -> list[RemoteFile]:
+        self._check_open()
+        rel = normalize_remote_path(path, allow_root=True)
+        root = resolve_in_root(self.data_dir, rel, must_exist=True)
+        if root.is_file():
+            return [self._describe(rel, root)]
+        prefix = f"{rel}/" if rel else ""
+        return [
+            RemoteFile(
+                filename=prefix + name,
+                size_in_bytes=size,
+                mime_type=guess_mime_type(name),
+                last_modified=datetime.fromtimestamp(mtime_ns / 1e9, tz=timezone.utc),
+            )
+            for name, (size, mtime_ns) in sorted(snapshot(root).items())
+        ]
+
+    def delete_file(self, remote_path: str) -> None:
+        self._check_open()
+        rel = normalize_remote_path(remote_path)
+        target = self.data_dir.resolve() / rel
+        # Check the parent through symlinks, then unlink the entry itself without following it.
+        resolve_in_root(self.data_dir, str(Path(rel).parent) if "/" in rel else "")
+        if not os.path.lexists(target):
+            raise RemoteFileNotFoundError(f"No file {remote_display_path(rel)!r} in this session.")
+        if target.is_dir() and not target.is_symlink():
+            raise InvalidPathError(f"{remote_display_path(rel)!r} is a directory; delete the files in it instead.")
+        target.unlink()
+
+    def _describe(self, rel: str, host: Path) -> RemoteFile:
+        st = host.stat()
+        return RemoteFile(
+            filename=rel,
+            size_in_bytes=st.st_size,
+            mime_type=guess_mime_type(rel),
+            last_modified=datetime.fromtimestamp(st.st_mtime, tz=timezone.utc),
+        )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SessionClosedError(f"Session {self.session_id} is closed; create a new backend to run more code.")
+
+    # -- kernel lifecycle (on the I/O loop) -----------------------------------------------------------
+    async def _start_kernel(self) -> None:
+        spec = self._launch.kernel_spec()
+        spec_manager: KernelSpecManager = SingleKernelSpecManager(spec) if spec else KernelSpecManager()
+        transport = "ipc" if os.name == "posix" else "tcp"
+        km = AsyncKernelManager(
+            kernel_name=self._launch.kernel_name or "codeinterp",
+            kernel_spec_manager=spec_manager,
+            transport=transport,
+            ip=str(self._runtime_dir / "kernel") if transport == "ipc" else "127.0.0.1",
+            connection_file=str(self._runtime_dir / "connection.json"),
+        )
+        self._km = km
+        self._log_file = open(self._runtime_dir / "kernel.log", "ab")  # noqa: SIM115 - closed in _aclose
+        try:
+            await km.start_kernel(cwd=str(self.data_dir), env=self._env, stdout=self._log_file, stderr=self._log_file)
+            await self._connect_client()
+        except Exception as exc:
+            raise KernelError(self._start_failure_message(exc)) from exc
+
+    async def _connect_client(self) -> None:
+        assert self._km is not None
+        if self._kc is not None:
+            self._kc.stop_channels()
+        kc = self._km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=self.startup_timeout)
+        except Exception:
+            kc.stop_channels()
+            raise
+        self._kc = kc
+        if self.startup_code:
+            await self._run_quietly(self.startup_code)
+
+    async def _run_quietly(self, code: str) -> None:
+        kc = self._kc
+        msg_id = kc.execute(code, silent=True, store_history=False)
+        collector = RunCollector(stream_limit=10_000)
+        deadline = time.monotonic() + self.startup_timeout
+        await self._collect(msg_id, collector, deadline)
+        if collector.error:
+            log.warning("startup_code raised %s", collector.error)
+
+    def _start_failure_message(self, exc: BaseException) -> str:
+        tail = ""
+        try:
+            tail = (self._runtime_dir / "kernel.log").read_text(errors="replace")[-2000:].strip()
+        except OSError:
+            pass
+        python = self._launch.python or "this Python"
+        hint = (
+            f"Check that ipykernel is installed for {python} (pip install ipykernel)"
+            if not self._launch.kernel_name
+            else f"Check that the kernelspec {self._launch.kernel_name!r} exists (jupyter kernelspec list)"
+        )
+        message = f"The Python kernel could not be started: {exc}. {hint}."
+        return f"{message}\nKernel log:\n{tail}" if tail else message
+
+    async def _ensure_kernel(self) -> None:
+        if self._closed:
+            raise SessionClosedError(f"Session {self.session_id} is closed; create a new backend to run more code.")
+        await asyncio.wrap_future(self._start_future)
+
+    async def _restart_kernel(self) -> None:
+        assert self._km is not None
+        if self._kc is not None:
+            self._kc.stop_channels()
+            self._kc = None
+        try:
+            await self._km.restart_kernel(now=True)
+            await self._connect_client()
+        except Exception as exc:
+            raise KernelError(self._start_failure_message(exc)) from exc
+
+    async def _restart_locked(self) -> None:
+        await self._ensure_kernel()
+        async with self._run_lock():
+            await self._restart_kernel()
+
+    def _run_lock(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    async def _aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        _live_backends.discard(self)
+        try:
+            await asyncio.wrap_future(self._start_future)
+        except Exception:  # noqa: BLE001 - a kernel that never started still needs its dirs removed
+            pass
+        async with self._run_lock():
+            if self._kc is not None:
+                self._kc.stop_channels()
+                self._kc = None
+            if self._km is not None:
+                try:
+                    if self._km.has_kernel:
+                        await self._km.shutdown_kernel(now=True)
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("Stopping kernel of session %s failed: %s", self.session_id, exc)
+                self._km = None
+        if getattr(self, "_log_file", None):
+            self._log_file.close()
+        shutil.rmtree(self._runtime_dir, ignore_errors=True)
+        if self._owns_data_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    async def _exit_description(self) -> str:
+        km = self._km
+        code = None
+        if km is not None and km.provisioner is not None:
+            code = await km.provisioner.poll()
+        if code is None:
+            return "it stopped responding"
+        if code < 0:
+            try:
+                return f"it was killed by signal {signal.Signals(-code).name}"
+            except ValueError:
+                return f"it was killed by signal {-code}"
+        return f"it exited with code {code}"
+
+    # -- running code -------------------------------------------------------------------------------
+    async def _execute(self, code: str, timeout: float | None) -> ExecutionResult:
+        if not isinstance(code, str):
+            raise TypeError(f"code must be a str, not {type(code).__name__}")
+        limit = self.timeout if timeout is None else float(timeout)
+        if limit <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}.")
+        await self._ensure_kernel()
+        async with self._run_lock():
+            return await self._execute_locked(code, limit)
+
+    async def _execute_locked(self, code: str, limit: float) -> ExecutionResult:
+        assert self._km is not None
+        notices: list[str] = []
+        restarted = False
+        if not await self._km.is_alive():
+            why = await self._exit_description()
+            await self._restart_kernel()
+            restarted = True
+            notices.append(
+                f"The kernel had died since the last call ({why}) and was restarted before this code ran: "
+                f"variables and imports from earlier calls are lost; files in {DATA_ROOT} are kept."
+            )
+
+        before = snapshot(self.data_dir)
+        started = time.perf_counter()
+        kc = self._kc
+        msg_id = kc.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
+        collector = RunCollector(stream_limit=self.max_output_chars)
+        outcome = await self._collect(msg_id, collector, time.monotonic() + limit)
+        status = ExecutionStatus.FAILED if collector.error else ExecutionStatus.SUCCEEDED
+        error = collector.error
+
+        if outcome == "timeout":
+            status = ExecutionStatus.TIMED_OUT
+            await self._km.interrupt_kernel()
+            outcome = await self._collect(msg_id, collector, time.monotonic() + self.interrupt_grace)
+            where = collector.error.traceback if collector.error else ""
+            if outcome == "idle":
+                error = ExecutionError(
+                    "TimeoutError", f"Execution exceeded the {limit:g} s time limit and was interrupted.", where
+                )
+                notices.append(
+                    f"The code ran past the {limit:g} s time limit and was interrupted. Variables and imports "
+                    "are kept; output up to the interrupt is shown."
+                )
+            else:
+                await self._restart_kernel()
+                restarted = True
+                error = ExecutionError(
+                    "TimeoutError",
+                    f"Execution exceeded the {limit:g} s time limit; the kernel did not stop when interrupted and was restarted.",
+                    where,
+                )
+                notices.append(
+                    f"The code ran past the {limit:g} s time limit and did not stop when interrupted, so the kernel "
+                    f"was restarted: all variables and imports are lost; files in {DATA_ROOT} are kept."
+                )
+        elif outcome == "died":
+            why = await self._exit_description()
+            await self._restart_kernel()
+            restarted = True
+            status = ExecutionStatus.FAILED
+            error = ExecutionError(
+                "KernelDied",
+                f"The Python kernel died while running this code ({why}), e.g. a crash, os._exit() or running out of memory.",  # noqa: E501
+            )
+            notices.append(
+                f"The kernel died while running this code ({why}) and was restarted: all variables and imports "
+                f"are lost; files in {DATA_ROOT} are kept. Re-run any setup code before continuing."
+            )
+        else:
+            await self._drain_reply(msg_id, collector)
+
+        duration_ms = (time.perf_counter() - started) * 1000
+        files = diff_snapshots(before, snapshot(self.data_dir))
+        files.extend(self._save_images(collector))
+        for stream in (collector.stdout, collector.stderr):
+            if stream.dropped:
+                notices.append(
+                    f"The run printed more than {self.max_output_chars:,} characters; {stream.dropped:,} characters "
+                    "in the middle were not kept. Write large output to a file instead of printing it."
+                )
+        return ExecutionResult(
+            status=status,
+            stdout=collector.stdout.getvalue(),
+            stderr=collector.stderr.getvalue(),
+            result=collector.result,
+            displays=collector.displays,
+            error=error,
+            files=files,
+            duration_ms=duration_ms,
+            kernel_restarted=restarted,
+            execution_count=collector.execution_count,
+            notices=notices,
+            session_id=self.session_id,
+        )
+
+    async def _collect(self, msg_id: str, collector: RunCollector, deadline: float) -> str:
+        """Read this run's iopub messages until idle; "idle", "timeout" or "died"."""
+        assert self._km is not None
+        kc = self._kc
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return "timeout"
+            try:
+                # Short waits so that a dead kernel is noticed within a quarter second, not at the deadline.
+                msg = await kc.get_iopub_msg(timeout=min(remaining, 0.25))
+            except Empty:
+                if not await self._km.is_alive():
+                    return "died"
+                continue
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if collector.handle(msg):
+                return "idle"
+
+    async def _drain_reply(self, msg_id: str, collector: RunCollector) -> None:
+        """Read the execute_reply (it carries pager payloads such as ``obj?``) so replies never pile up."""
+        kc = self._kc
+        deadline = time.monotonic() + 2.0
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                reply = await kc.get_shell_msg(timeout=remaining)
+            except Empty:
+                return
+            if reply.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            for payload in reply.get("content", {}).get("payload", []) or []:
+                if payload.get("source") == "page":
+                    collector.stdout.write(str(payload.get("data", {}).get("text/plain", "")))
+            return
+
+    def _save_images(self, collector: RunCollector) -> list[RemoteFile]:
+        """Save every figure the run displayed as a file in /mnt/data, so the model and user can fetch it."""
+        saved: list[RemoteFile] = []
+        outputs: list[Output] = [*collector.displays, *([collector.result] if collector.result else [])]
+        for output in outputs:
+            mime = output.image_mime_type
+            if mime is None:
+                continue
+            data = output.image_bytes()
+            if not data:
+                continue
+            rel = self._next_figure_name(_IMAGE_EXTENSIONS[mime])
+            try:
+                path = resolve_in_root(self.data_dir, rel)
+                with _open_nofollow(path, "wb") as out:
+                    out.write(data)
+            except OSError as exc:  # a full disk must not turn a good run into an exception
+                log.warning("Could not save a figure to %s: %s", rel, exc)
+                continue
+            output.saved_as = rel
+            saved.append(RemoteFile(rel, len(data), mime, datetime.now(timezone.utc), change="created"))
+        return saved
+
+    def _next_figure_name(self, ext: str) -> str:
+        while True:
+            self._figure_counter += 1
+            name = f"figure_{self._figure_counter}.{ext}"
+            if not os.path.lexists(self.data_dir / name):
+                return name
+
+
+def _too_large(size: int, limit: int) -> str:
+    return (
+        f"The upload is {size:,} bytes, over this session's limit of {limit:,} bytes. "
+        "Split the file or raise max_upload_bytes."
+    )
+
+
+def _open_nofollow(path: Path, mode: str) -> IO[bytes]:
+    """Open a session file without following a symlink planted at its final component."""
+    flags = os.O_RDONLY if mode == "rb" else os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InvalidPathError(f"{path.name!r} is a symbolic link; the file API does not follow links.") from exc
+        raise
+    return os.fdopen(fd, mode)

@@ -1,0 +1,123 @@
+"""How a local kernel is launched: its kernelspec, flags, environment and transport.
+
+Kept apart from the backend so the sandbox launcher can wrap the same command line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+
+__all__ = ["KernelLaunchConfig", "SingleKernelSpecManager", "kernel_environment"]
+
+#: Flags that make ipykernel quicker per call and plainer for a model to read. The history database
+#: costs a SQLite write per call and grows with every cell; tracebacks come uncoloured.
+KERNEL_FLAGS = (
+    "--HistoryManager.enabled=False",
+    "--InteractiveShell.colors=nocolor",
+    "--Completer.use_jedi=False",
+)
+
+#: Host variables a kernel inherits by default. Everything else (API keys, cloud credentials, tokens)
+#: stays in the host process unless the developer passes it in ``env`` or sets ``inherit_env=True``.
+INHERITED_ENV = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "TEMP",
+    "TMP",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "LD_LIBRARY_PATH",
+    "SYSTEMROOT",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "MPLCONFIGDIR",
+    "XDG_CACHE_HOME",
+)
+
+
+def kernel_environment(extra: Mapping[str, str] | None, *, inherit_env: bool) -> dict[str, str]:
+    """The environment a kernel starts with: an allow-list of the host's, plus ``extra``."""
+    if inherit_env:
+        env = dict(os.environ)
+    else:
+        env = {k: v for k, v in os.environ.items() if k in INHERITED_ENV or k.startswith("LC_")}
+    env.pop("JPY_PARENT_PID", None)
+    # Figures render to PNG in the kernel and arrive as display data; no GUI backend is ever tried.
+    env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # silences a debugpy warning on every start
+    if extra:
+        env.update(extra)
+    return env
+
+
+@dataclass
+class KernelLaunchConfig:
+    """What to start: the current interpreter's ipykernel by default, a python path, or a kernelspec."""
+
+    python: str | None = None
+    kernel_name: str | None = None
+    extra_arguments: tuple[str, ...] = ()
+    #: Filled by the sandbox: a prefix that wraps the kernel command line (e.g. ``bwrap ... --``).
+    wrapper: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    interrupt_mode: str = "signal"
+
+    def kernel_spec(self) -> KernelSpec | None:
+        """The spec to launch, or ``None`` to look ``kernel_name`` up in the installed kernelspecs."""
+        if self.kernel_name:
+            return None
+        python = self.python or sys.executable
+        argv = [
+            *self.wrapper,
+            python,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+            *KERNEL_FLAGS,
+            *self.extra_arguments,
+        ]
+        return KernelSpec(
+            argv=argv,
+            display_name="codeinterp",
+            language="python",
+            interrupt_mode=self.interrupt_mode,
+            env={},
+            metadata={},
+        )
+
+
+class SingleKernelSpecManager(KernelSpecManager):
+    """Serves one in-memory kernelspec, so no kernelspec has to be installed on disk."""
+
+    def __init__(self, spec: KernelSpec, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._codeinterp_spec = spec
+
+    def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
+        return self._codeinterp_spec
+
+    def find_kernel_specs(self) -> dict[str, str]:
+        return {"codeinterp": str(Path(sys.executable).parent)}
