@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -81,8 +82,6 @@ def _shutdown() -> None:
     async def run_hooks() -> None:
         await asyncio.gather(*(hook() for hook in _exit_hooks), return_exceptions=True)
 
-    try:
+    with contextlib.suppress(Exception):  # best effort at interpreter exit
         asyncio.run_coroutine_threadsafe(run_hooks(), loop).result(timeout=15)
-    except Exception:  # noqa: BLE001 - best effort at interpreter exit
-        pass
     loop.call_soon_threadsafe(loop.stop)

@@ -182,7 +182,7 @@ class ExecutionResult:
                 "stdout": self.stdout,
                 "stderr": self.stderr,
                 "result": self.azure_result_value(),
-                "executionTimeInMilliseconds": int(round(self.duration_ms)),
+                "executionTimeInMilliseconds": round(self.duration_ms),
                 "error": self.error.to_dict() if self.error else None,
                 "files": [f.to_dict() for f in self.files],
                 "kernelRestarted": self.kernel_restarted,

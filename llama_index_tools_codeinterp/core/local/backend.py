@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -314,10 +315,8 @@ class LocalKernelBackend(Backend):
 
     def _start_failure_message(self, exc: BaseException) -> str:
         tail = ""
-        try:
+        with contextlib.suppress(OSError):
             tail = (self._runtime_dir / "kernel.log").read_text(errors="replace")[-2000:].strip()
-        except OSError:
-            pass
         python = self._launch.python or "this Python"
         hint = (
             f"Check that ipykernel is installed for {python} (pip install ipykernel)"
@@ -358,10 +357,9 @@ class LocalKernelBackend(Backend):
             return
         self._closed = True
         _live_backends.discard(self)
-        try:
+        # A kernel that never started still needs its directories removed.
+        with contextlib.suppress(Exception):
             await asyncio.wrap_future(self._start_future)
-        except Exception:  # noqa: BLE001 - a kernel that never started still needs its dirs removed
-            pass
         async with self._run_lock():
             if self._kc is not None:
                 self._kc.stop_channels()
@@ -444,7 +442,8 @@ class LocalKernelBackend(Backend):
                 restarted = True
                 error = ExecutionError(
                     "TimeoutError",
-                    f"Execution exceeded the {limit:g} s time limit; the kernel did not stop when interrupted and was restarted.",
+                    f"Execution exceeded the {limit:g} s time limit; the kernel did not stop when interrupted "
+                    "and was restarted.",
                     where,
                 )
                 notices.append(
