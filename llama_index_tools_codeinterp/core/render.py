@@ -168,13 +168,29 @@ def _render_error(result: ExecutionResult, opts: RenderOptions) -> str:
     error = result.error
     assert error is not None
     head = f"error: {error}"
-    tb = clean_text(error.traceback).strip("\n")
-    tb = _TB_RULE_RE.sub("", tb).strip("\n")
+    tb = _TB_RULE_RE.sub("", clean_text(error.traceback)).strip("\n")
     if not tb:
         return head
+    tb = _compact_traceback(tb)
     if len(tb) > opts.max_traceback_chars:
         tail = tb[-opts.max_traceback_chars :]
         if "\n" in tail:
             tail = tail[tail.index("\n") + 1 :]
         tb = f"[... {len(tb) - len(tail):,} characters of earlier frames cut ...]\n{tail}"
     return f"{head}\ntraceback:\n{tb}"
+
+
+_ARROW_RE = re.compile(r"^\s*-+>")
+
+
+def _compact_traceback(tb: str) -> str:
+    """Keep the user's cells in full; shrink library frames to their location and the failing line."""
+    blocks = tb.split("\n\n")
+    compact: list[str] = []
+    for block in blocks:
+        lines = block.strip("\n").splitlines()
+        if lines and lines[0].startswith("File ") and len(lines) > 2:
+            arrows = [ln for ln in lines[1:] if _ARROW_RE.match(ln)]
+            lines = [lines[0], *arrows]
+        compact.append("\n".join(lines))
+    return "\n".join(b for b in compact if b)

@@ -35,6 +35,7 @@ from ..errors import (
 from ..models import ExecutionError, ExecutionResult, ExecutionStatus, Output, RemoteFile
 from ..paths import DATA_ROOT, guess_mime_type, normalize_remote_path, remote_display_path, resolve_in_root
 from .kernel import KernelLaunchConfig, SingleKernelSpecManager, kernel_environment
+from .mnt_data import SHIM_CODE as MNT_DATA_SHIM
 from .outputs import RunCollector, diff_snapshots, snapshot
 
 __all__ = ["LocalKernelBackend"]
@@ -301,6 +302,7 @@ class LocalKernelBackend(Backend):
             kc.stop_channels()
             raise
         self._kc = kc
+        await self._run_quietly(MNT_DATA_SHIM)
         if self.startup_code:
             await self._run_quietly(self.startup_code)
 
