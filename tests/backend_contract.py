@@ -93,6 +93,20 @@ class BackendContract:
         quiet = backend.execute("contract_noop = 1")
         assert quiet.files == []
 
+    def test_absolute_mnt_data_paths_work_in_code(self, backend: Backend) -> None:
+        backend.upload("contract_abs_in.csv", b"n\n2\n3\n")
+        code = (
+            "import os, pathlib\n"
+            "rows = open('/mnt/data/contract_abs_in.csv').read().split()[1:]\n"
+            "pathlib.Path('/mnt/data/contract_abs_out.txt').write_text(str(sum(map(int, rows))))\n"
+            "os.path.exists('/mnt/data/contract_abs_out.txt'), sorted(os.listdir('/mnt/data')) == sorted(os.listdir('.'))"
+        )
+        r = backend.execute(code)
+        assert r.ok, r.error
+        assert r.text == "(True, True)"
+        assert backend.download("contract_abs_out.txt") == b"5"
+        assert [f.file_full_path for f in r.files] == ["/mnt/data/contract_abs_out.txt"]
+
     def test_timeout_interrupts_and_keeps_state(self, backend: Backend) -> None:
         backend.execute("contract_kept = 'still here'")
         r = backend.execute("import time\nwhile True: time.sleep(0.05)", timeout=1.5)
