@@ -35,7 +35,7 @@ def test_normalize_accepts(given: str, expected: str) -> None:
 
 @pytest.mark.parametrize("bad", ["../x", "/etc/passwd", "/mnt/database/x", "a/../../x", "nul\x00l"])
 def test_normalize_refuses_with_a_fix(bad: str) -> None:
-    with pytest.raises(InvalidPathError, match="/mnt/data|NUL"):
+    with pytest.raises(InvalidPathError, match=r"/mnt/data|NUL"):
         normalize_remote_path(bad)
 
 
