@@ -99,8 +99,8 @@ class BackendContract:
             "import os, pathlib\n"
             "rows = open('/mnt/data/contract_abs_in.csv').read().split()[1:]\n"
             "pathlib.Path('/mnt/data/contract_abs_out.txt').write_text(str(sum(map(int, rows))))\n"
-            "os.path.exists('/mnt/data/contract_abs_out.txt'),\n"
-            "sorted(os.listdir('/mnt/data')) == sorted(os.listdir('.'))"
+            "(os.path.exists('/mnt/data/contract_abs_out.txt'),\n"
+            " sorted(os.listdir('/mnt/data')) == sorted(os.listdir('.')))"
         )
         r = backend.execute(code)
         assert r.ok, r.error
