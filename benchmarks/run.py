@@ -1,6 +1,6 @@
 """``make bench``: codeinterp side by side with raw jupyter-client and peer tools, on this machine, in one run.
 
-Every timing has untimed warm-up calls first, then the median with min–max over n samples. Ratios compare
+Every timing has untimed warm-up calls first, then the median with min-max over n samples. Ratios compare
 our row with the baseline named in its section (below 1.0 is faster for times, above 1.0 is more for rates).
 Targets are shown next to the numbers; they are measured here and never asserted in tests.
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._measure import PeakRss, Stat, atime_calls, machine, process_tree_memory, time_calls
+from ._measure import PeakRss, Stat, machine, process_tree_memory, time_calls
 
 RESULTS = Path(__file__).with_name("results.md")
 
@@ -79,13 +79,13 @@ def bench_warm_call(cfg: Config) -> Section:
         n = cfg.n(200)
         sec.add(
             Row(raw_label, time_calls(lambda: kc.execute_interactive("1+1", output_hook=_ignore), warmup=20, n=n), "ms")
-        )  # noqa: E501
+        )
         sec.add(
             Row(
                 "raw jupyter-client `execute_interactive`, default ipykernel (store_history=False)",
                 time_calls(
                     lambda: kc.execute_interactive("1+1", store_history=False, output_hook=_ignore), warmup=20, n=n
-                ),  # noqa: E501
+                ),
                 "ms",
                 baseline=raw_label,
             )
@@ -137,9 +137,8 @@ def bench_warm_call(cfg: Config) -> Section:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from llama_index.tools.code_interpreter import CodeInterpreterToolSpec as LlamaSubprocessSpec
-
         from langchain_experimental.tools import PythonREPLTool
+        from llama_index.tools.code_interpreter import CodeInterpreterToolSpec as LlamaSubprocessSpec
 
     llama_spec = LlamaSubprocessSpec()
     sec.add(
@@ -311,8 +310,10 @@ def bench_concurrency(cfg: Config) -> tuple[Section, Section]:
     for k in counts:
         label = f"raw jupyter-client async, {k} session(s)"
         sec.add(Row(label, Stat.of(raw[k]), "calls/s"))
-        target = ("within 10% of raw", lambda m, r=Stat.of(raw[k]).median: m >= 0.9 * r) if k == 4 else (None, None)
-        sec.add(Row(f"ours `aexecute`, {k} session(s)", Stat.of(ours[k]), "calls/s", label, target[0], target[1]))
+        row = sec.add(Row(f"ours `aexecute`, {k} session(s)", Stat.of(ours[k]), "calls/s", label))
+        if k == 4:
+            raw_median = Stat.of(raw[k]).median
+            row.target, row.meets = "within 10% of raw", lambda m, r=raw_median: m >= 0.9 * r
     sec.notes.append(f"Each sample is {seconds:g} s of back-to-back calls per session; n = repetitions.")
     return sec, mem
 
@@ -366,7 +367,7 @@ def bench_files(cfg: Config) -> Section:
                 up_stat,
                 "ms",
                 copy_label,
-                "≤ 2× copy, growth < 32 MiB",
+                "≤ 2x copy, growth < 32 MiB",
                 lambda m, g=up_growth, c=copy_stat.median: m <= 2 * c and g < 32,
                 note=f"(peak RSS growth {up_growth:.1f} MiB)",
             )
@@ -380,7 +381,7 @@ def bench_files(cfg: Config) -> Section:
                 down_stat,
                 "ms",
                 copy_label,
-                "≤ 2× copy, growth < 32 MiB",
+                "≤ 2x copy, growth < 32 MiB",
                 lambda m, g=down_growth, c=copy_stat.median: m <= 2 * c and g < 32,
                 note=f"(peak RSS growth {down_growth:.1f} MiB)",
             )
@@ -419,7 +420,7 @@ def bench_snapshot(cfg: Config) -> Section:
                     time_calls(lambda b=backend: b.execute("1+1"), warmup=10, n=n),
                     "ms",
                 )
-            )  # noqa: E501
+            )
         finally:
             backend.close()
     return sec
@@ -489,18 +490,18 @@ def _fmt_num(x: float) -> str:
 def _fmt_stat(stat: Stat | None, unit: str) -> str:
     if stat is None:
         return "—"
-    return f"{_fmt_num(stat.median)} {unit} ({_fmt_num(stat.low)}–{_fmt_num(stat.high)}, n={stat.n})"
+    return f"{_fmt_num(stat.median)} {unit} ({_fmt_num(stat.low)}-{_fmt_num(stat.high)}, n={stat.n})"
 
 
 def render(sections: list[Section], info: dict[str, str], elapsed: float) -> str:
     lines = ["# codeinterp benchmarks", "", "Produced by `make bench` (`python -m benchmarks.run`). Medians with"]
-    lines += ["(min–max, n) after warm-up calls; ratios are against the section's baseline row.", ""]
+    lines += ["(min-max, n) after warm-up calls; ratios are against the section's baseline row.", ""]
     lines += [f"- **{k}**: {v}" for k, v in info.items()]
     lines += [f"- **run time**: {elapsed:.0f} s", ""]
     for sec in sections:
         lines += [f"## {sec.title}", ""]
         if sec.rows:
-            lines += ["| | median | min–max | n | ratio | target |", "|---|---:|---:|---:|---:|---|"]
+            lines += ["| | median | min-max | n | ratio | target |", "|---|---:|---:|---:|---:|---|"]
         by_label = {row.label: row for row in sec.rows}
         for row in sec.rows:
             if row.stat is None:
@@ -508,7 +509,7 @@ def render(sections: list[Section], info: dict[str, str], elapsed: float) -> str
             ratio = ""
             base = by_label.get(row.baseline or "")
             if base is not None and base.stat is not None and base.stat.median:
-                ratio = f"{row.stat.median / base.stat.median:.2f}×"
+                ratio = f"{row.stat.median / base.stat.median:.2f}x"
             target = ""
             if row.target:
                 ok = row.meets(row.stat.median) if row.meets else None
@@ -516,7 +517,7 @@ def render(sections: list[Section], info: dict[str, str], elapsed: float) -> str
             label = f"{row.label} {row.note}".strip()
             med = f"{_fmt_num(row.stat.median)} {row.unit}"
             lines.append(
-                f"| {label} | {med} | {_fmt_num(row.stat.low)}–{_fmt_num(row.stat.high)} | {row.stat.n} | {ratio} | {target} |"  # noqa: E501
+                f"| {label} | {med} | {_fmt_num(row.stat.low)}-{_fmt_num(row.stat.high)} | {row.stat.n} | {ratio} | {target} |"  # noqa: E501
             )
         lines += ([""] if sec.rows else []) + [f"*{note}*" for note in sec.notes] + ([""] if sec.notes else [])
     return "\n".join(lines).rstrip() + "\n"
