@@ -37,6 +37,7 @@ from ..paths import DATA_ROOT, guess_mime_type, normalize_remote_path, remote_di
 from .kernel import KernelLaunchConfig, SingleKernelSpecManager, kernel_environment
 from .mnt_data import SHIM_CODE as MNT_DATA_SHIM
 from .outputs import RunCollector, diff_snapshots, snapshot
+from .sandbox import KernelConfinement, ResourceLimits
 
 __all__ = ["LocalKernelBackend"]
 
@@ -79,6 +80,13 @@ class LocalKernelBackend(Backend):
         max_output_chars: Characters of each stream kept in memory per run (head and tail beyond that).
         max_upload_bytes: Largest upload accepted (None: no limit).
         startup_timeout: Seconds to wait for the kernel to become ready.
+        sandbox: ``"auto"`` (default): run the kernel under bubblewrap when it works here (Linux), else warn
+            once and run unsandboxed; ``True``: require the sandbox (:class:`ConfigurationError` if it cannot be
+            used); ``False``: never. See ``docs/security.md``.
+        allow_network: Give the sandboxed kernel network access (and ``pip install`` into a per-session
+            directory). Off by default.
+        limits: Resource limits (:class:`~.sandbox.ResourceLimits` or a dict such as ``{"memory": "8GB"}``);
+            sane defaults apply, ``None`` values switch single limits off.
     """
 
     kind = "local"
@@ -99,12 +107,18 @@ class LocalKernelBackend(Backend):
         max_output_chars: int = 8_000_000,
         max_upload_bytes: int | None = None,
         startup_timeout: float = 60.0,
+        sandbox: bool | str = "auto",
+        allow_network: bool = False,
+        limits: ResourceLimits | Mapping[str, Any] | None = None,
     ) -> None:
         if timeout <= 0:
             raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}.")
         if python and kernel_name:
             raise ConfigurationError("Pass either python= or kernel_name=, not both.")
         self.session_id = session_id or str(uuid.uuid4())
+        self._confinement = KernelConfinement(
+            mode=sandbox, allow_network=allow_network, limits=limits, session_id=self.session_id
+        )
         self.timeout = float(timeout)
         self.interrupt_grace = float(interrupt_grace)
         self.startup_code = startup_code
@@ -126,6 +140,7 @@ class LocalKernelBackend(Backend):
         self._runtime_dir = Path(tempfile.mkdtemp(prefix="codeinterp-rt-"))
         self._launch = KernelLaunchConfig(python=python, kernel_name=kernel_name)
         self._env = kernel_environment(env, inherit_env=inherit_env)
+        self._confinement.attach(self.data_dir, self._runtime_dir)
         self._figure_counter = 0
         self._closed = False
         self._km: AsyncKernelManager | None = None
@@ -168,7 +183,7 @@ class LocalKernelBackend(Backend):
             "kind": self.kind,
             "session_id": self.session_id,
             "data_dir": str(self.data_dir),
-            "sandboxed": False,
+            **self._confinement.status(),
             "closed": self._closed,
             "kernel_pid": getattr(getattr(km, "provisioner", None), "pid", None) if km else None,
             "timeout": self.timeout,
@@ -183,6 +198,9 @@ class LocalKernelBackend(Backend):
             raise InvalidPathError(f"{remote_display_path(rel)!r} is a directory; name a file inside it.")
         target.parent.mkdir(parents=True, exist_ok=True)
         limit = self.max_upload_bytes
+        if isinstance(source, (bytes, bytearray, memoryview, str, os.PathLike)):
+            incoming = len(source) if not isinstance(source, (str, os.PathLike)) else _size_or_zero(source)
+            self._confinement.check_upload(incoming)
         if isinstance(source, (bytes, bytearray, memoryview)):
             if limit is not None and len(source) > limit:
                 raise FileTooLargeError(_too_large(len(source), limit))
@@ -272,6 +290,7 @@ class LocalKernelBackend(Backend):
 
     # -- kernel lifecycle (on the I/O loop) -----------------------------------------------------------
     async def _start_kernel(self) -> None:
+        env, preexec_fn = await asyncio.to_thread(self._confinement.prepare, self._launch, self._env)
         spec = self._launch.kernel_spec()
         spec_manager: KernelSpecManager = SingleKernelSpecManager(spec) if spec else KernelSpecManager()
         transport = "ipc" if os.name == "posix" else "tcp"
@@ -285,7 +304,9 @@ class LocalKernelBackend(Backend):
         self._km = km
         self._log_file = open(self._runtime_dir / "kernel.log", "ab")  # noqa: SIM115 - closed in _aclose
         try:
-            await km.start_kernel(cwd=str(self.data_dir), env=self._env, stdout=self._log_file, stderr=self._log_file)
+            await km.start_kernel(
+                cwd=str(self.data_dir), env=env, stdout=self._log_file, stderr=self._log_file, preexec_fn=preexec_fn
+            )
             await self._connect_client()
         except Exception as exc:
             raise KernelError(self._start_failure_message(exc)) from exc
@@ -376,6 +397,7 @@ class LocalKernelBackend(Backend):
         if getattr(self, "_log_file", None):
             self._log_file.close()
         shutil.rmtree(self._runtime_dir, ignore_errors=True)
+        self._confinement.close()
         if self._owns_data_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
@@ -384,14 +406,7 @@ class LocalKernelBackend(Backend):
         code = None
         if km is not None and km.provisioner is not None:
             code = await km.provisioner.poll()
-        if code is None:
-            return "it stopped responding"
-        if code < 0:
-            try:
-                return f"it was killed by signal {signal.Signals(-code).name}"
-            except ValueError:
-                return f"it was killed by signal {-code}"
-        return f"it exited with code {code}"
+        return self._confinement.describe_exit(code)
 
     # -- running code -------------------------------------------------------------------------------
     async def _execute(self, code: str, timeout: float | None) -> ExecutionResult:
@@ -422,7 +437,14 @@ class LocalKernelBackend(Backend):
         kc = self._kc
         msg_id = kc.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
         collector = RunCollector(stream_limit=self.max_output_chars)
-        outcome = await self._collect(msg_id, collector, time.monotonic() + limit)
+        km = self._km
+        disk_watch = asyncio.ensure_future(
+            self._confinement.watch_disk(km.interrupt_kernel, lambda: km.signal_kernel(signal.SIGKILL))
+        )
+        try:
+            outcome = await self._collect(msg_id, collector, time.monotonic() + limit)
+        finally:
+            disk_watch.cancel()
         status = ExecutionStatus.FAILED if collector.error else ExecutionStatus.SUCCEEDED
         error = collector.error
 
@@ -469,7 +491,9 @@ class LocalKernelBackend(Backend):
             await self._drain_reply(msg_id, collector)
 
         duration_ms = (time.perf_counter() - started) * 1000
-        files = diff_snapshots(before, snapshot(self.data_dir))
+        after = snapshot(self.data_dir)
+        files = diff_snapshots(before, after)
+        notices.extend(self._confinement.after_run(code, after, error.name if error else None))
         files.extend(self._save_images(collector))
         for stream in (collector.stdout, collector.stderr):
             if stream.dropped:
@@ -557,6 +581,13 @@ class LocalKernelBackend(Backend):
             name = f"figure_{self._figure_counter}.{ext}"
             if not os.path.lexists(self.data_dir / name):
                 return name
+
+
+def _size_or_zero(path: str | os.PathLike[str]) -> int:
+    try:
+        return Path(path).expanduser().stat().st_size
+    except OSError:
+        return 0  # the copy below reports the missing file
 
 
 def _too_large(size: int, limit: int) -> str:

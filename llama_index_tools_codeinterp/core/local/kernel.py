@@ -72,6 +72,13 @@ def kernel_environment(extra: Mapping[str, str] | None, *, inherit_env: bool) ->
     return env
 
 
+#: Sets RLIMIT_NPROC, then becomes the kernel: ``python -c SHIM <n> -m ipykernel_launcher ...``.
+_NPROC_SHIM = (
+    "import os, resource, sys; n = int(sys.argv[1]); resource.setrlimit(resource.RLIMIT_NPROC, (n, n)); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])"
+)
+
+
 @dataclass
 class KernelLaunchConfig:
     """What to start: the current interpreter's ipykernel by default, a python path, or a kernelspec."""
@@ -82,16 +89,32 @@ class KernelLaunchConfig:
     #: Filled by the sandbox: a prefix that wraps the kernel command line (e.g. ``bwrap ... --``).
     wrapper: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    #: "message" under the sandbox: a signal sent to bwrap would not reach the kernel in its PID namespace.
     interrupt_mode: str = "signal"
+    #: RLIMIT_NPROC to set inside the sandbox, where the user namespace makes it count only the session's
+    #: processes (set outside, it would count every process of the user).
+    nproc_inside: int | None = None
+
+    @property
+    def interpreter(self) -> str:
+        return self.python or sys.executable
 
     def kernel_spec(self) -> KernelSpec | None:
         """The spec to launch, or ``None`` to look ``kernel_name`` up in the installed kernelspecs."""
         if self.kernel_name:
-            return None
-        python = self.python or sys.executable
+            if not self.wrapper:
+                return None
+            # A named kernelspec under the sandbox: same command line, wrapped.
+            named = KernelSpecManager().get_kernel_spec(self.kernel_name)
+            named.argv = [*self.wrapper, *named.argv]
+            named.interrupt_mode = self.interrupt_mode
+            return named
+        python = self.interpreter
+        shim = [] if self.nproc_inside is None else ["-c", _NPROC_SHIM, str(self.nproc_inside)]
         argv = [
             *self.wrapper,
             python,
+            *shim,
             "-m",
             "ipykernel_launcher",
             "-f",
