@@ -189,6 +189,9 @@ class AzureSessionsBackend(Backend):
         self._figure_counter = 0
         # Set once the service has shown it reports a run's files itself (then no listing is needed).
         self._service_reports_files = False
+        #: True once the service has sent the full result of a run (``codeinterp serve``'s additive
+        #: ``codeinterp`` key): rich displays, exact reprs. Real Azure sends only stdout/stderr/result.
+        self.service_sends_full_results = False
 
     # -- helpers --------------------------------------------------------------------------------------
     def _params(self, *, api_version: str | None = None, **extra: str) -> dict[str, str]:
@@ -289,6 +292,7 @@ class AzureSessionsBackend(Backend):
 
     def _to_result(self, wire: WireExecution, limit: float) -> ExecutionResult:
         if wire.extension is not None:
+            self.service_sends_full_results = True
             result = result_from_extension(wire.extension)
             result.duration_ms = result.duration_ms or wire.duration_ms
             return result
