@@ -152,31 +152,35 @@ class SessionOptions(BaseModel):
     """Size budgets for what the model sees (about 4,000 characters per stream by default)."""
 
     _owns_backend: bool = PrivateAttr(default=False)
-    _toolset: CodeInterpreterToolset = PrivateAttr()
+    _toolset: CodeInterpreterToolset | None = PrivateAttr(default=None)
 
-    def model_post_init(self, context: Any, /) -> None:
-        super().model_post_init(context)
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        # Built here, not in model_post_init: pydantic would wrap a ConfigurationError (a ValueError) raised
+        # there in a ValidationError, and callers should be able to catch ConfigurationError.
         self._toolset = self._build_toolset()
 
     @property
     def session(self) -> CodeInterpreterToolset:
         """The core toolset the tools call; ``.session.backend`` is the session itself."""
+        if self._toolset is None:  # made without __init__ (model_validate, model_construct)
+            self._toolset = self._build_toolset()
         return self._toolset
 
     def start(self) -> Backend:
         """Create the session now instead of on first use (a local kernel then warms up in the background)."""
-        backend = self._toolset.backend
+        backend = self.session.backend
         return backend.start() if isinstance(backend, DeferredBackend) else backend
 
     def close(self) -> None:
         """Close the session if it was created here (a backend or toolset you passed in stays open). Idempotent."""
         if self._owns_backend:
-            self._toolset.backend.close()
+            self.session.backend.close()
 
     async def aclose(self) -> None:
         """Async :meth:`close`."""
         if self._owns_backend:
-            await self._toolset.backend.aclose()
+            await self.session.backend.aclose()
 
     def _build_toolset(self) -> CodeInterpreterToolset:
         """The toolset these settings describe; records whether this object created (and so owns) the backend."""

@@ -77,7 +77,7 @@ class CodeInterpreterToolkit(SessionOptions, BaseToolkit):
 
     def get_tools(self) -> list[BaseTool]:
         """The four tools, all working on this toolkit's session."""
-        shared = {"toolset": self._toolset}
+        shared = {"toolset": self.session}
         return [CodeInterpreterTool(**shared), UploadFileTool(**shared), DownloadFileTool(**shared),
                 ListFilesTool(**shared)]  # fmt: skip
 

@@ -152,18 +152,18 @@ class CodeInterpreterTool(_CodeInterpreterBaseTool):
     description: str = CODE_INTERPRETER_DESCRIPTION.format(timeout=DEFAULT_TIMEOUT)
     args_schema: ArgsSchema | None = CodeInterpreterInput
 
-    def model_post_init(self, context: Any, /) -> None:
-        super().model_post_init(context)
-        if "description" not in self.model_fields_set:
-            self.description = self._toolset.code_interpreter_description
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        if "description" not in self.model_fields_set:  # the time limit in it is the session's own
+            self.description = self.session.code_interpreter_description
 
     def _run(self, python_code: str, run_manager: CallbackManagerForToolRun | None = None) -> ContentAndArtifact:
-        return self._output(self._toolset.run_code(python_code))
+        return self._output(self.session.run_code(python_code))
 
     async def _arun(
         self, python_code: str, run_manager: AsyncCallbackManagerForToolRun | None = None
     ) -> ContentAndArtifact:
-        return self._output(await self._toolset.arun_code(python_code))
+        return self._output(await self.session.arun_code(python_code))
 
 
 class UploadFileTool(_CodeInterpreterBaseTool):
@@ -223,7 +223,7 @@ class UploadFileTool(_CodeInterpreterBaseTool):
         remote_file_path: str | None = None,
         run_manager: CallbackManagerForToolRun | None = None,
     ) -> ContentAndArtifact:
-        return self._output(self._toolset.upload_file(data, local_file_path, remote_file_path))
+        return self._output(self.session.upload_file(data, local_file_path, remote_file_path))
 
     async def _arun(
         self,
@@ -232,7 +232,7 @@ class UploadFileTool(_CodeInterpreterBaseTool):
         remote_file_path: str | None = None,
         run_manager: AsyncCallbackManagerForToolRun | None = None,
     ) -> ContentAndArtifact:
-        return self._output(await self._toolset.aupload_file(data, local_file_path, remote_file_path))
+        return self._output(await self.session.aupload_file(data, local_file_path, remote_file_path))
 
 
 class DownloadFileTool(_CodeInterpreterBaseTool):
@@ -291,7 +291,7 @@ class DownloadFileTool(_CodeInterpreterBaseTool):
         local_file_path: str | None = None,
         run_manager: CallbackManagerForToolRun | None = None,
     ) -> ContentAndArtifact:
-        return self._output(self._toolset.download_file(remote_file_path, local_file_path))
+        return self._output(self.session.download_file(remote_file_path, local_file_path))
 
     async def _arun(
         self,
@@ -299,7 +299,7 @@ class DownloadFileTool(_CodeInterpreterBaseTool):
         local_file_path: str | None = None,
         run_manager: AsyncCallbackManagerForToolRun | None = None,
     ) -> ContentAndArtifact:
-        return self._output(await self._toolset.adownload_file(remote_file_path, local_file_path))
+        return self._output(await self.session.adownload_file(remote_file_path, local_file_path))
 
 
 class ListFilesTool(_CodeInterpreterBaseTool):
@@ -344,7 +344,7 @@ class ListFilesTool(_CodeInterpreterBaseTool):
     args_schema: ArgsSchema | None = ListFilesInput
 
     def _run(self, run_manager: CallbackManagerForToolRun | None = None) -> ContentAndArtifact:
-        return self._output(self._toolset.list_files())
+        return self._output(self.session.list_files())
 
     async def _arun(self, run_manager: AsyncCallbackManagerForToolRun | None = None) -> ContentAndArtifact:
-        return self._output(await self._toolset.alist_files())
+        return self._output(await self.session.alist_files())
