@@ -41,7 +41,10 @@ def _pid_alive(pid: int) -> bool:
 
 def test_data_dir_is_the_kernel_cwd(local_backend: LocalKernelBackend) -> None:
     r = local_backend.execute("import os\nos.getcwd()")
-    assert Path(eval(r.text or "''")).resolve() == local_backend.data_dir.resolve()
+    # Under the sandbox the data directory is bind-mounted at /mnt/data.
+    sandboxed = local_backend.status()["sandboxed"]
+    expected = Path("/mnt/data") if sandboxed else local_backend.data_dir.resolve()
+    assert Path(eval(r.text or "''")).resolve() == expected
 
 
 def test_close_leaves_no_process_and_removes_private_dirs() -> None:
