@@ -9,6 +9,7 @@ reach it as the message text of a ``ToolMessage`` with ``status="error"``.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
@@ -77,7 +78,7 @@ class _CodeInterpreterBaseTool(SessionOptions, BaseTool):
     """Shared plumbing: the session settings, the toolset, and turning a ToolReply into LangChain's output."""
 
     response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
-    handle_tool_error: Any = True
+    handle_tool_error: bool | str | Callable[[ToolException], Any] | None = True
     """Errors the model can act on become its message text (``ToolMessage.status == "error"``). Set False to
     have them raised as :class:`~langchain_core.tools.ToolException` instead."""
 
@@ -192,7 +193,7 @@ class UploadFileTool(_CodeInterpreterBaseTool):
 
         .. code-block:: none
 
-            'Uploaded /mnt/data/table.csv (text/csv, 8 B).'
+            'Uploaded /mnt/data/table.csv (text/csv, 8 bytes).'
 
     Invocation with ToolCall:
         .. code-block:: python
@@ -261,7 +262,7 @@ class DownloadFileTool(_CodeInterpreterBaseTool):
 
         .. code-block:: none
 
-            'Content of /mnt/data/notes.txt (11 B):\nhello world'
+            'Content of /mnt/data/notes.txt (11 bytes):\nhello world'
 
     Invocation with ToolCall:
         .. code-block:: python
@@ -322,11 +323,13 @@ class ListFilesTool(_CodeInterpreterBaseTool):
     Invocation with args:
         .. code-block:: python
 
-            tool.invoke({})
+            print(tool.invoke({}))
 
         .. code-block:: none
 
-            '1 file(s) in /mnt/data:\n- /mnt/data/figure_1.png (image/png, 16.9 KB)'
+            2 file(s) in /mnt/data:
+            - /mnt/data/figure_1.png (image/png, 16.9 KB)
+            - /mnt/data/table.csv (text/csv, 8 bytes)
 
     Invocation with ToolCall:
         .. code-block:: python
@@ -336,7 +339,7 @@ class ListFilesTool(_CodeInterpreterBaseTool):
 
         .. code-block:: none
 
-            ['figure_1.png']
+            ['figure_1.png', 'table.csv']
     """
 
     name: str = "list_files"
