@@ -8,6 +8,7 @@ import io
 import logging
 import math
 import os
+import tempfile
 import threading
 import time
 import uuid
@@ -400,17 +401,15 @@ class AzureSessionsBackend(Backend):
         url_path, filename, extra = self.dialect.upload_target(rel)
         mime = guess_mime_type(rel)
         with ExitStack() as stack:
-            size, open_stream, replayable = self._upload_stream(source, stack)
+            size, open_stream = self._upload_stream(source, stack)
             limit = self.max_upload_bytes
-            if size is not None and limit is not None and size > limit:
-                raise FileTooLargeError(
-                    f"{remote_display_path(rel)} is {size:,} bytes; the session pool accepts at most {limit:,} bytes "
-                    "per file (Azure's limit is 128 MB). Split or compress it, or generate it inside the session."
-                )
+            if limit is not None and size > limit:
+                raise FileTooLargeError(f"{remote_display_path(rel)}: {_too_large(size, limit)}")
             from requests_toolbelt.multipart.encoder import MultipartEncoder
 
             def body() -> tuple[IO[bytes], dict[str, str]]:
-                encoder = MultipartEncoder(fields={"file": (filename, open_stream(), mime)})
+                part = _Window(open_stream(), size)
+                encoder = MultipartEncoder(fields={"file": (filename, part, mime)})
                 return cast(IO[bytes], encoder), {"Content-Type": encoder.content_type}
 
             response = self._transport.request(
@@ -419,31 +418,26 @@ class AzureSessionsBackend(Backend):
                 params=self._params(**extra),
                 what=f"uploading {remote_display_path(rel)}",
                 body=cast(Body, body),
-                replayable=replayable,
             )
             reported = _parse_or_none(response, parse_uploaded_file)
         return RemoteFile(
             filename=rel,
-            size_in_bytes=reported.size_in_bytes if reported and reported.size_in_bytes else (size or 0),
+            size_in_bytes=reported.size_in_bytes if reported and reported.size_in_bytes else size,
             mime_type=mime,
             last_modified=reported.last_modified if reported else None,
         )
 
-    @staticmethod
-    def _upload_stream(source: UploadSource, stack: ExitStack) -> tuple[int | None, Callable[[], IO[bytes]], bool]:
-        """(size if known, a function giving the stream positioned at the start, whether it can be re-read)."""
+    def _upload_stream(self, source: UploadSource, stack: ExitStack) -> tuple[int, Callable[[], IO[bytes]]]:
+        """(size, a function giving the stream positioned where the upload starts). Streams are never read
+        into memory whole; a stream that cannot seek is spooled to a temporary file so a retry can re-read it."""
         if isinstance(source, (bytes, bytearray, memoryview)):
             data = bytes(source)
-            return len(data), lambda: io.BytesIO(data), True
+            return len(data), lambda: io.BytesIO(data)
         if isinstance(source, (str, os.PathLike)):
             host = Path(source).expanduser()
             if not host.is_file():
                 raise FileNotFoundError(f"Local file {str(host)!r} does not exist or is not a regular file.")
-
-            def reopen() -> IO[bytes]:
-                return stack.enter_context(open(host, "rb"))
-
-            return host.stat().st_size, reopen, True
+            return host.stat().st_size, lambda: stack.enter_context(open(host, "rb"))
         stream = cast(IO[bytes], source)
         if not callable(getattr(stream, "read", None)):
             raise TypeError(
@@ -454,13 +448,25 @@ class AzureSessionsBackend(Backend):
             end = stream.seek(0, os.SEEK_END)
             stream.seek(start)
         except (OSError, AttributeError, ValueError):
-            return None, lambda: stream, False
+            stream, start, end = self._spool(stream, stack), 0, 0
+            end = stream.seek(0, os.SEEK_END)
 
         def rewind() -> IO[bytes]:
             stream.seek(start)
             return stream
 
-        return end - start, rewind, True
+        return end - start, rewind
+
+    def _spool(self, stream: IO[bytes], stack: ExitStack) -> IO[bytes]:
+        spool = stack.enter_context(tempfile.SpooledTemporaryFile(max_size=8 * _CHUNK))  # noqa: SIM115 - closed by stack
+        limit = self.max_upload_bytes
+        total = 0
+        while chunk := stream.read(_CHUNK):
+            total += len(chunk)
+            if limit is not None and total > limit:
+                raise FileTooLargeError(_too_large(total, limit))
+            spool.write(chunk)
+        return cast(IO[bytes], spool)
 
     def download_to(self, remote_path: str, destination: DownloadTarget) -> int:
         self._check_open()
@@ -562,6 +568,29 @@ class AzureSessionsBackend(Backend):
         except CodeInterpreterError as exc:
             # Not fatal: an undeletable session still ends after the pool's cooldown.
             log.info("Deleting session %s failed (it ends after the pool's cooldown): %s", self.session_id, exc)
+
+
+class _Window:
+    """The next ``size`` bytes of a stream, with the ``len`` requests-toolbelt needs to stream it (toolbelt
+    would otherwise copy a BytesIO whole, and take a real file's full size whatever its position)."""
+
+    def __init__(self, stream: IO[bytes], size: int) -> None:
+        self._stream = stream
+        self.len = size
+
+    def read(self, n: int = -1) -> bytes:
+        if self.len <= 0:
+            return b""
+        chunk = self._stream.read(self.len if n is None or n < 0 else min(n, self.len))
+        self.len -= len(chunk)
+        return chunk
+
+
+def _too_large(size: int, limit: int) -> str:
+    return (
+        f"the file is over {size:,} bytes; the session pool accepts at most {limit:,} bytes per file (Azure's "
+        "limit is 128 MB). Split or compress it, or generate it inside the session."
+    )
 
 
 def _chunks(response: requests.Response, what: str) -> Iterator[bytes]:
