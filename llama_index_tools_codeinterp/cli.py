@@ -40,10 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="run an Azure-compatible session-pool server over local Jupyter kernels",
         description=(
-            "Serve the Azure Container Apps session-pool data plane (api-versions 2024-02-02-preview through "
-            "2025-10-02-preview) over local Jupyter kernels: one kernel and one /mnt/data directory per session "
-            "identifier. Point any Azure dynamic-sessions client at http://HOST:PORT as its pool management "
-            "endpoint and give it the token."
+            "Serve the Azure Container Apps session-pool data plane (api-versions 2024-02-02-preview\n"
+            "through 2025-10-02-preview) over local Jupyter kernels: one kernel and one /mnt/data\n"
+            "directory per session identifier. Point any Azure dynamic-sessions client at\n"
+            "http://HOST:PORT as its pool management endpoint and give it the token."
         ),
         epilog=(
             "examples:\n"
@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="directory for the sessions' data directories (default: a temporary directory removed at exit)",
     )
     serve.add_argument(
+        "--sandbox",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="run each kernel under the bubblewrap sandbox: auto = when available (default: %(default)s)",
+    )
+    serve.add_argument(
         "--log-level",
         default="info",
         choices=["critical", "error", "warning", "info", "debug"],
@@ -131,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
             file_ttl=args.file_ttl,
             data_root=args.data_root,
+            backend_options={"sandbox": {"auto": "auto", "on": True, "off": False}[args.sandbox]},
         )
         serve(host=args.host, port=args.port, log_level=args.log_level, config=config)
     except ConfigurationError as exc:

@@ -631,6 +631,7 @@ def _exception_handlers() -> dict[Any, Callable[[Request, Exception], Awaitable[
         SessionLimitError: session_limit,
         SessionClosedError: handler(404, "SessionNotFound"),
         KernelError: handler(503, "KernelUnavailable"),
+        ConfigurationError: handler(503, "SessionBackendMisconfigured"),
         Exception: internal,
     }
 
