@@ -197,7 +197,8 @@ class SessionOptions(BaseModel):
             return self.toolset
         backend = self.backend
         if backend is not None:
-            if self.session_id or self.backend_options or "pool_management_endpoint" in self.model_fields_set:
+            explicit_endpoint = "pool_management_endpoint" in self.model_fields_set and self.pool_management_endpoint
+            if self.session_id or self.backend_options or explicit_endpoint:
                 raise ConfigurationError(
                     "backend= was given together with options for creating one (pool_management_endpoint, "
                     "session_id, backend_options); configure the backend itself instead."
