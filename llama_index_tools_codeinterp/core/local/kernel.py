@@ -22,6 +22,9 @@ KERNEL_FLAGS = (
     "--HistoryManager.enabled=False",
     "--InteractiveShell.colors=nocolor",
     "--Completer.use_jedi=False",
+    # ipykernel sleeps 0.5 ms after every execute so that clients that stop at execute_reply see late output;
+    # we read iopub until the idle status, which is sent after all output, so the sleep is pure latency.
+    "--Kernel._execute_sleep=0",
 )
 
 #: Host variables a kernel inherits by default. Everything else (API keys, cloud credentials, tokens)

@@ -406,12 +406,12 @@ class SandboxLauncher:
         inside.update(HOME=SANDBOX_TMP, TMPDIR=SANDBOX_TMP, TEMP=SANDBOX_TMP, TMP=SANDBOX_TMP)
         inside["MPLCONFIGDIR"] = SANDBOX_MPLCONFIG
         inside["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-        if self.allow_network and self.packages_dir is not None:
+        if self.packages_dir is not None:
             # The environment itself is read-only: installs go to a per-session directory on sys.path.
             inside["PIP_TARGET"] = str(self.packages_dir)
             parts = [str(self.packages_dir), *filter(None, [env.get("PYTHONPATH")])]
             inside["PYTHONPATH"] = os.pathsep.join(parts)
-        elif not self.allow_network:
+        if not self.allow_network:
             # Fail at once (no retries against an unreachable index); local wheels in /mnt/data still install.
             inside["PIP_NO_INDEX"] = "1"
         return inside
@@ -626,13 +626,12 @@ class KernelConfinement:
                 with _suppress_oserror():
                     python = KernelSpecManager().get_kernel_spec(launch.kernel_name).argv[0]
             packages = self.runtime_dir / "site-packages"
-            if self.allow_network:
-                packages.mkdir(exist_ok=True)
+            packages.mkdir(exist_ok=True)
             launcher = SandboxLauncher(
                 self.support, self.data_dir, self.runtime_dir, python, self.limits, self.allow_network, packages
             )
             kernel_env = launcher.environment(env)
-            launch.wrapper = tuple(launcher.wrapper(kernel_env))
+            launch.wrapper = tuple(launcher.wrapper(env))  # the host's PYTHONPATH: cached per interpreter
             launch.interrupt_mode = "message"
             if self._cgroup is None and os.geteuid() != 0 and self.limits.processes is not None:
                 launch.nproc_inside = self.limits.processes
