@@ -21,10 +21,14 @@ from .core import (
 )
 
 if TYPE_CHECKING:
+    from .azure_spec import AzureCodeInterpreterToolSpec
+    from .core.azure import AzureSessionsBackend
     from .core.local import LocalKernelBackend
     from .tool_spec import CodeInterpreterResponse, CodeInterpreterToolSpec
 
 __all__ = [
+    "AzureCodeInterpreterToolSpec",
+    "AzureSessionsBackend",
     "Backend",
     "CodeInterpreterError",
     "CodeInterpreterResponse",
@@ -39,6 +43,8 @@ __all__ = [
 ]
 
 _LAZY = {
+    "AzureCodeInterpreterToolSpec": ".azure_spec",
+    "AzureSessionsBackend": ".core.azure",
     "CodeInterpreterToolSpec": ".tool_spec",
     "CodeInterpreterResponse": ".tool_spec",
     "LocalKernelBackend": ".core.local",

@@ -405,7 +405,13 @@ class AzureSessionsBackend(Backend):
             limit = self.max_upload_bytes
             if limit is not None and size > limit:
                 raise FileTooLargeError(f"{remote_display_path(rel)}: {_too_large(size, limit)}")
-            from requests_toolbelt.multipart.encoder import MultipartEncoder
+            try:
+                from requests_toolbelt.multipart.encoder import MultipartEncoder
+            except ImportError as exc:
+                raise ConfigurationError(
+                    "Uploads to session pools need requests-toolbelt (to stream multipart bodies): "
+                    "pip install 'llama-index-tools-codeinterp[azure]'."
+                ) from exc
 
             def body() -> tuple[IO[bytes], dict[str, str]]:
                 part = _Window(open_stream(), size)
