@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from queue import Empty
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
@@ -40,6 +40,9 @@ from .outputs import RunCollector, diff_snapshots, snapshot
 from .sandbox import KernelConfinement, ResourceLimits
 
 __all__ = ["LocalKernelBackend"]
+
+if TYPE_CHECKING:
+    from .pool import KernelPool
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,8 @@ class LocalKernelBackend(Backend):
             directory). Off by default.
         limits: Resource limits (:class:`~.sandbox.ResourceLimits` or a dict such as ``{"memory": "8GB"}``);
             sane defaults apply, ``None`` values switch single limits off.
+        pool: A :class:`~.pool.KernelPool` to take an already-started kernel from (with its fresh data
+            directory) when this session's launch options match the pool's and ``data_dir`` is not given.
     """
 
     kind = "local"
@@ -110,6 +115,7 @@ class LocalKernelBackend(Backend):
         sandbox: bool | str = "auto",
         allow_network: bool = False,
         limits: ResourceLimits | Mapping[str, Any] | None = None,
+        pool: KernelPool | None = None,
     ) -> None:
         if timeout <= 0:
             raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}.")
@@ -147,7 +153,11 @@ class LocalKernelBackend(Backend):
         self._kc: Any = None
         self._lock: asyncio.Lock | None = None
         _live_backends.add(self)
-        self._start_future = asyncio.run_coroutine_threadsafe(self._start_kernel(), _loop.io_loop())
+        # A warm pool hands over a kernel it started earlier with the same launch options (see pool.py).
+        launch = dict(data_dir=data_dir, python=python, kernel_name=kernel_name, env=env, inherit_env=inherit_env)
+        launch.update(sandbox=sandbox, allow_network=allow_network, limits=limits)
+        if pool is None or not pool.adopt(self, launch):
+            self._start_future = asyncio.run_coroutine_threadsafe(self._start_kernel(), _loop.io_loop())
 
     # -- public sync API ------------------------------------------------------------------------------
     def execute(self, code: str, *, timeout: float | None = None) -> ExecutionResult:
