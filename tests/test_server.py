@@ -147,6 +147,8 @@ def test_current_execute_is_flat_with_execution_result(url: str, http: requests.
     assert data["status"] == "Succeeded" and data["identifier"] == sid and data["executionType"] == "Synchronous"
     assert uuid.UUID(data["id"]) and "properties" not in data and "error" not in data
     assert data["result"]["stdout"] == "63\n" and data["result"]["executionResult"] == 42
+    # The whole run rides along under the additive "codeinterp" key (our azure client rebuilds it exactly).
+    assert data["codeinterp"]["status"] == "succeeded" and data["codeinterp"]["result"]["data"]["text/plain"] == "42"
     failed = call(http, url, "POST", "executions", sid, version, json={"code": "raise KeyError('nope')"}).json()
     assert failed["status"] == "Failed"
     assert failed["error"]["code"] == "KeyError" and "nope" in failed["error"]["message"]

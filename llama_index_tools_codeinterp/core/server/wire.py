@@ -4,7 +4,9 @@
 status ``Success``/``Failure``, the value in ``result``, file entries ``value[].properties.{filename,size}``.
 ``current`` is 2024-10-02-preview and later: flat bodies, status ``Succeeded``/``Failed``, the value in
 ``result.executionResult``, file entries ``{name, type, contentType, sizeInBytes, lastModifiedAt}``.
-Keys beyond the service's are additive (``error``, ``files``, ``kernelRestarted``, ``notices``).
+Keys beyond the service's are additive (``error``, ``files``, ``kernelRestarted``, ``notices``), and every
+execution carries the whole run under ``codeinterp`` (``ExecutionResult.to_dict()``: display outputs, the
+result's MIME bundle, ...) so our own azure client can rebuild it exactly; real Azure clients ignore it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ..models import ExecutionResult, Output, RemoteFile
 
 __all__ = [
     "CURRENT_VERSIONS",
+    "EXTENSION_KEY",
     "LEGACY_VERSIONS",
     "SUPPORTED_VERSIONS",
     "Dialect",
@@ -30,6 +33,9 @@ __all__ = [
     "legacy_files",
     "stderr_with_error",
 ]
+
+#: Additive key holding ``ExecutionResult.to_dict()`` of a run (read by core/azure's client).
+EXTENSION_KEY = "codeinterp"
 
 LEGACY_VERSIONS = ("2024-02-02-preview", "2024-08-02-preview")
 CURRENT_VERSIONS = ("2024-10-02-preview", "2025-02-02-preview", "2025-10-02-preview")
@@ -121,6 +127,7 @@ def legacy_execution(result: ExecutionResult, *, stream_limit: int | None = None
     props["stdout"] = _truncate(result.stdout, stream_limit)
     props["stderr"] = stderr_with_error(result, stream_limit)
     props["result"] = result_value(result)
+    props[EXTENSION_KEY] = result.to_dict()
     return body
 
 
@@ -147,6 +154,7 @@ def current_execution(
             "notices": list(result.notices),
         },
     }
+    body[EXTENSION_KEY] = result.to_dict()
     if result.error is not None:
         body["error"] = {
             "code": result.error.name,
