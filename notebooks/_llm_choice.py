@@ -52,7 +52,14 @@ def choose_llamaindex_llm(scripted: Callable[[], Any]) -> tuple[Any, str]:
             _missing("llama-index-llms-openai-like", "OPENAI_API_KEY")
         else:
             base = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
-            llm = OpenAILike(model=model, api_base=base, is_chat_model=True, is_function_calling_model=True)
+            llm = OpenAILike(
+                model=model,
+                api_base=base,
+                api_key=os.environ["OPENAI_API_KEY"],
+                is_chat_model=True,
+                is_function_calling_model=True,
+                context_window=32768,  # OpenAILike assumes 3,900 tokens, which would drop earlier tool results
+            )
             return llm, f"{model} at {base}"
     if _wants("ollama", "OLLAMA_MODEL"):
         try:

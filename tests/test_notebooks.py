@@ -35,6 +35,15 @@ LEAKY_PREFIXES = ("OPENAI_", "OLLAMA_", "AZURE_", "LANGCHAIN_", "LANGSMITH_", "C
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+def _load_llm_choice() -> Any:
+    spec = importlib.util.spec_from_file_location("_llm_choice", NOTEBOOKS_DIR / "_llm_choice.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["_llm_choice"] = module  # pydantic resolves the scripted model's annotations through it
+    spec.loader.exec_module(module)
+    return module
+
+
 def _notebook_env(output_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
     env["CODEINTERP_DEMO_LLM"] = "scripted"
@@ -160,3 +169,66 @@ def test_04_files_reach_the_model_as_text_and_the_program_as_files(tmp_path: Pat
             assert f"{module} is not installed in the session: skipped {filename}" in text
     assert _image_outputs(notebook) >= 1
     assert f"Answer: The best region is {best}." in text
+
+
+# -- the notebooks' LLM choice (no network: nothing here reaches a model) ------------------------------------------
+def _clear_llm_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith(("OPENAI_", "OLLAMA_", "CODEINTERP_DEMO_LLM")):
+            monkeypatch.delenv(name)
+
+
+def test_llm_choice_uses_the_stand_in_when_nothing_is_configured_or_when_forced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    choice = _load_llm_choice()
+    _clear_llm_env(monkeypatch)
+    stand_in = object()
+    assert choice.choose_llamaindex_llm(lambda: stand_in) == (stand_in, choice.SCRIPTED_LABEL)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-used")
+    monkeypatch.setenv("OLLAMA_MODEL", "llama3.1")
+    monkeypatch.setenv("CODEINTERP_DEMO_LLM", "scripted")
+    assert choice.choose_llamaindex_llm(lambda: stand_in)[0] is stand_in
+    assert choice.choose_langchain_model(lambda: stand_in)[0] is stand_in
+
+
+def test_llm_choice_rejects_an_unknown_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    choice = _load_llm_choice()
+    monkeypatch.setenv("CODEINTERP_DEMO_LLM", "gpt5")
+    with pytest.raises(ValueError, match="not one of: scripted, openai, ollama"):
+        choice.choose_llamaindex_llm(object)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("langchain_openai") is not None, reason="langchain-openai is installed here"
+)
+def test_llm_choice_says_which_package_is_missing(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    choice = _load_llm_choice()
+    _clear_llm_env(monkeypatch)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-used")
+    stand_in = object()
+    assert choice.choose_langchain_model(lambda: stand_in)[0] is stand_in
+    assert "pip install langchain-openai" in capsys.readouterr().out
+
+
+def test_scripted_chat_model_replays_turns_and_answers_from_the_conversation() -> None:
+    from langchain_core.messages import HumanMessage, ToolMessage
+
+    choice = _load_llm_choice()
+    model = choice.scripted_chat_model(
+        [
+            choice.tool_call("code_interpreter", "c1", python_code="6 * 7"),
+            _answer_from_last_message,
+        ]
+    )
+    assert model.bind_tools([]) is model
+    first = model.invoke([HumanMessage("compute")])
+    assert first.tool_calls[0]["args"] == {"python_code": "6 * 7"}
+    second = model.invoke([HumanMessage("compute"), first, ToolMessage("result:\n42", tool_call_id="c1")])
+    assert second.content == "got result:\n42"
+
+
+def _answer_from_last_message(messages: list[Any]) -> Any:
+    from langchain_core.messages import AIMessage
+
+    return AIMessage(content=f"got {messages[-1].content}")
