@@ -428,33 +428,60 @@ def bench_snapshot(cfg: Config) -> Section:
 
 # -- through `codeinterp serve` -------------------------------------------------------------------------
 def bench_serve(cfg: Config) -> Section:
-    sec = Section("Through `codeinterp serve` on 127.0.0.1 (ms per trivial call)")
+    sec = Section("Through `codeinterp serve` on 127.0.0.1: our azure backend, HTTP, a local kernel (ms)")
     try:
-        from llama_index_tools_codeinterp.core.azure import AzureSessionsBackend  # type: ignore[attr-defined]
+        from llama_index_tools_codeinterp.core.azure import AzureSessionsBackend
+        from llama_index_tools_codeinterp.core.local.pool import KernelPool
 
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        from tests.pool_server import running_pool_server  # type: ignore[import-not-found]
+        from ._server import serving
     except ImportError as exc:
         sec.notes.append(f"Skipped: the server or the azure backend is not there yet ({exc}).")
         print(f"  skipped: {exc}")
         return sec
+    token = "bench-token"
+    n = cfg.n(100)
+    pool = KernelPool(size=2)
     try:
-        with running_pool_server(token="bench-token") as server:
-            endpoint = getattr(server, "endpoint", None) or getattr(server, "url", None) or str(server)
-            backend = AzureSessionsBackend(pool_management_endpoint=endpoint, token="bench-token")
-            try:
-                sec.add(
-                    Row(
-                        "ours: `AzureSessionsBackend.execute` → `codeinterp serve` → local kernel",
-                        time_calls(lambda: backend.execute("1+1"), warmup=5, n=cfg.n(100)),
-                        "ms",
-                    )
+        for pooled in (False, True):
+            options: dict[str, Any] = {"token": token, "cooldown": 600}
+            if pooled:
+                options["backend_factory"] = lambda identifier, _dir: pool.backend(session_id=identifier)
+            with serving(**options) as url:
+
+                def session(identifier: str | None = None, url: str = url) -> Any:
+                    return AzureSessionsBackend(url, session_id=identifier, token_provider=lambda: token, timeout=60)
+
+                if not pooled:
+                    backend = session()
+                    try:
+                        backend.execute("1")
+                        sec.add(
+                            Row(
+                                "warm call: `AzureSessionsBackend.execute('1+1')` via serve",
+                                time_calls(lambda b=backend: b.execute("1+1"), warmup=10, n=n),
+                                "ms",
+                            )
+                        )
+                    finally:
+                        backend.close()
+                samples = []
+                for _ in range(cfg.n(6) + 1):
+                    if pooled:
+                        pool.wait_full(timeout=60)
+                    started = time.perf_counter()
+                    backend = session()
+                    backend.execute("1+1")
+                    samples.append((time.perf_counter() - started) * 1000)
+                    backend.close()
+                label = "first call on a new session via serve" + (
+                    ", sessions from a warm pool (`backend_factory`)" if pooled else ""
                 )
-            finally:
-                backend.close()
+                sec.add(Row(label, Stat.of(samples[1:]), "ms"))
     except Exception as exc:  # noqa: BLE001 - the row is reported as skipped, the run goes on
-        sec.notes.append(f"Skipped: {type(exc).__name__}: {exc}")
-        print(f"  skipped: {exc}")
+        sec.notes.append(f"Stopped early: {type(exc).__name__}: {exc}")
+        print(f"  stopped early: {exc}")
+    finally:
+        pool.close()
     return sec
 
 
