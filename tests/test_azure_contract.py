@@ -3,7 +3,7 @@ wire dialect (legacy 2024-02-02-preview and current 2025-10-02-preview)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from backend_contract import BackendContract
@@ -38,35 +38,13 @@ def current_backend(pool_url: str) -> Iterator[AzureSessionsBackend]:
     yield from _backend(pool_url, "2025-10-02-preview")
 
 
-def _needs_full_results(backend: AzureSessionsBackend, test: Callable[[], None]) -> None:
-    """Run a contract test that needs more than Azure's wire format carries.
-
-    The Azure response has stdout, stderr and one JSON ``result``: no display outputs (HTML, JSON, SVG), no
-    ``text/html`` of a DataFrame, and a tuple arrives as a JSON list. ``codeinterp serve`` can add the full
-    result of a run under the additive ``codeinterp`` key (see /work/shared/notes/azure-client-wire-extensions.md),
-    and then these tests hold strictly. Until the server sends it they are expected failures, not skipped.
-    """
-    try:
-        test()
-    except AssertionError:
-        if backend.service_sends_full_results:
-            raise
-        pytest.xfail("the server does not send the full run result (additive 'codeinterp' key) yet")
-
-
 class _AzureContract(BackendContract):
-    def test_rich_outputs_are_captured(self, backend: AzureSessionsBackend) -> None:
-        _needs_full_results(backend, lambda: super(_AzureContract, self).test_rich_outputs_are_captured(backend))
-
-    def test_dataframe_result_has_html_and_text(self, backend: AzureSessionsBackend) -> None:
-        _needs_full_results(
-            backend, lambda: super(_AzureContract, self).test_dataframe_result_has_html_and_text(backend)
-        )
-
-    def test_absolute_mnt_data_paths_work_in_code(self, backend: AzureSessionsBackend) -> None:
-        _needs_full_results(
-            backend, lambda: super(_AzureContract, self).test_absolute_mnt_data_paths_work_in_code(backend)
-        )
+    def test_service_sends_the_full_run_result(self, backend: AzureSessionsBackend) -> None:
+        # Azure's wire format carries stdout, stderr and one JSON value; display outputs (HTML, JSON, SVG), a
+        # DataFrame's text/html and exact reprs (a tuple is a JSON list) come from codeinterp serve's additive
+        # "codeinterp" key. Without it the rich-output contract tests above could not hold over HTTP.
+        backend.execute("(1, 2)")
+        assert backend.service_sends_full_results
 
 
 class TestAzureLegacyContract(_AzureContract):
@@ -79,3 +57,40 @@ class TestAzureCurrentContract(_AzureContract):
     @pytest.fixture
     def backend(self, current_backend: AzureSessionsBackend) -> AzureSessionsBackend:
         return current_backend
+
+
+# -- the plain Azure wire format (what a real pool sends: stdout, stderr, one JSON value) ----------------------
+@pytest.fixture(scope="module", params=["2024-02-02-preview", "2025-10-02-preview"])
+def plain_backend(pool_url: str, request: pytest.FixtureRequest) -> Iterator[AzureSessionsBackend]:
+    for backend in _backend(pool_url, request.param):
+        backend._read_service_extras = False  # ignore codeinterp serve's additive keys
+        yield backend
+
+
+def test_plain_wire_keeps_state_and_splits_streams(plain_backend: AzureSessionsBackend) -> None:
+    assert plain_backend.execute("plain_x = 41").result is None
+    r = plain_backend.execute("import sys\nprint('out')\nprint('err', file=sys.stderr)\nplain_x + 1")
+    assert r.ok and r.stdout == "out\n" and "err" in r.stderr and r.text == "42" and r.azure_result_value() == 42
+    assert not plain_backend.service_sends_full_results
+
+
+def test_plain_wire_error_is_parsed_from_the_traceback_text(plain_backend: AzureSessionsBackend) -> None:
+    r = plain_backend.execute("def f():\n    raise KeyError('missing')\nf()")
+    assert not r.ok and r.error is not None
+    assert r.error.name == "KeyError" and "missing" in r.error.value and "f()" in r.error.traceback
+
+
+def test_plain_wire_files_come_from_listing_before_and_after(plain_backend: AzureSessionsBackend) -> None:
+    r = plain_backend.execute("open('plain.csv', 'w').write('a\\n1\\n')")
+    assert [(f.filename, f.change, f.mime_type) for f in r.files] == [("plain.csv", "created", "text/csv")]
+    r = plain_backend.execute("open('plain.csv', 'a').write('2\\n')")
+    assert [(f.filename, f.change) for f in r.files] == [("plain.csv", "modified")]
+    assert plain_backend.execute("plain_noop = 1").files == []
+
+
+def test_plain_wire_figure_is_a_session_file(plain_backend: AzureSessionsBackend) -> None:
+    pytest.importorskip("matplotlib")
+    r = plain_backend.execute("import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()")
+    (figure,) = r.images
+    assert figure.saved_as and plain_backend.download(figure.saved_as).startswith(b"\x89PNG")
+    assert figure.saved_as in {f.filename for f in r.files}

@@ -193,6 +193,8 @@ class AzureSessionsBackend(Backend):
         #: True once the service has sent the full result of a run (``codeinterp serve``'s additive
         #: ``codeinterp`` key): rich displays, exact reprs. Real Azure sends only stdout/stderr/result.
         self.service_sends_full_results = False
+        # Tests turn this off to exercise the plain-Azure path (stdout/stderr/result only) against our server.
+        self._read_service_extras = True
 
     # -- helpers --------------------------------------------------------------------------------------
     def _params(self, *, api_version: str | None = None, **extra: str) -> dict[str, str]:
@@ -266,6 +268,8 @@ class AzureSessionsBackend(Backend):
             runs_code=True,
         )
         wire = self._parse(response, parse_execution, "running code")
+        if not self._read_service_extras:
+            wire.extension = wire.files = wire.kernel_restarted = wire.notices = None
         deadline = time.monotonic() + limit + self.execute_grace
         # Asynchronous answers (202 + Running) are polled; polling is a read and safe to retry.
         while wire.pending and wire.execution_id and time.monotonic() < deadline:
