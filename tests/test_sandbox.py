@@ -186,3 +186,15 @@ def test_tool_spec_forwards_sandbox_options() -> None:
         assert "/mnt/data" in spec.code_interpreter("import os\nprint(os.getcwd())").execution.stdout
     finally:
         spec.backend.close()
+
+
+@needs_bwrap
+def test_named_kernelspec_runs_in_the_sandbox() -> None:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if "python3" not in KernelSpecManager().find_kernel_specs():
+        pytest.skip("no python3 kernelspec installed")
+    with LocalKernelBackend(kernel_name="python3", sandbox=True) as backend:
+        assert backend.execute("import os\n(os.getcwd(), os.getpid() < 10)").text == "('/mnt/data', True)"
+        r = backend.execute("import time\ntime.sleep(30)", timeout=1)  # message-mode interrupt reaches it
+        assert r.status.value == "timed_out" and not r.kernel_restarted

@@ -20,6 +20,7 @@ a data-directory quota that the backend checks while and after code runs.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -262,6 +263,13 @@ def _interpreter_paths(python: str, pythonpath: str | None) -> tuple[str, ...]:
     paths = {os.path.dirname(os.path.abspath(python)), os.path.dirname(os.path.realpath(python))}
     paths.update(os.path.realpath(p) for p in raw if p and os.path.isdir(p))
     return tuple(sorted(paths))
+
+
+def resolve_python(command: str) -> str:
+    """A kernelspec's interpreter as jupyter-client runs it: a bare ``python`` means this interpreter."""
+    if command in {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}:
+        return sys.executable
+    return shutil.which(command) or command
 
 
 def _under(path: str, roots: list[str]) -> bool:
@@ -623,8 +631,8 @@ class KernelConfinement:
             if launch.kernel_name:
                 from jupyter_client.kernelspec import KernelSpecManager
 
-                with _suppress_oserror():
-                    python = KernelSpecManager().get_kernel_spec(launch.kernel_name).argv[0]
+                with contextlib.suppress(Exception):  # a missing kernelspec is reported when the kernel starts
+                    python = resolve_python(KernelSpecManager().get_kernel_spec(launch.kernel_name).argv[0])
             packages = self.runtime_dir / "site-packages"
             packages.mkdir(exist_ok=True)
             launcher = SandboxLauncher(
