@@ -418,3 +418,34 @@ def test_default_session_ids_differ_per_instance() -> None:
     a = AzureSessionsBackend("https://pool.example", token_provider=lambda: "t")
     b = AzureSessionsBackend("https://pool.example", token_provider=lambda: "t")
     assert a.session_id != b.session_id
+
+
+def test_running_answer_is_polled_until_done(server) -> None:
+    server.plan("POST", "/executions", Reply(202, {"id": "run-7", "status": "Running"}))
+    server.plan(
+        "GET",
+        "/executions/run-7",
+        Reply(200, {"id": "run-7", "status": "Running"}),
+        Reply(200, {"id": "run-7", "status": "Succeeded", "result": {"stdout": "done\n", "executionResult": 5}}),
+    )
+    result = make(server).execute("slow()")
+    assert result.ok and result.stdout == "done\n" and result.text == "5"
+    assert server.count("POST", "/executions") == 1 and server.count("GET", "/executions/run-7") == 2
+
+
+def test_service_timeout_is_a_timed_out_result(server) -> None:
+    body = {"id": "e", "status": "Failed", "result": {"stdout": "partial\n", "stderr": ""}}
+    server.plan("POST", "/executions", Reply(200, {**body, "error": {"code": "Timeout", "message": "took too long"}}))
+    result = make(server).execute("while True: pass", timeout=3)
+    assert result.status is ExecutionStatus.TIMED_OUT and result.stdout == "partial\n"
+    assert result.error is not None and result.error.name == "TimeoutError"
+    assert any("time limit (3 s)" in n for n in result.notices)
+
+
+async def test_async_twins_run_off_the_event_loop(server) -> None:
+    backend = make(server)
+    result = await backend.aexecute("1 + 1")
+    uploaded = await backend.aupload("a.txt", b"abc")
+    assert result.text == "2" and uploaded.size_in_bytes == 3
+    assert await backend.alist_files() == [] and await backend.adownload("a.txt") == server.file_content
+    await backend.aclose()

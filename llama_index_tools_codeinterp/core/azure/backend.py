@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import IO, Any, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -27,6 +27,7 @@ from ..errors import (
     FileTooLargeError,
     RemoteFileNotFoundError,
     ServiceError,
+    ServiceUnavailableError,
     SessionClosedError,
 )
 from ..models import ExecutionError, ExecutionResult, ExecutionStatus, Output, RemoteFile
@@ -318,12 +319,13 @@ class AzureSessionsBackend(Backend):
             or (error_name == "timeouterror" and any("time limit" in n for n in notices))
         )
         failed = not wire.succeeded and (wire.status != "" or wire.error_name is not None)
+        status = ExecutionStatus.SUCCEEDED
+        if timed_out:
+            status = ExecutionStatus.TIMED_OUT
+        elif failed:
+            status = ExecutionStatus.FAILED
         result = ExecutionResult(
-            status=ExecutionStatus.TIMED_OUT
-            if timed_out
-            else ExecutionStatus.FAILED
-            if failed
-            else ExecutionStatus.SUCCEEDED,
+            status=status,
             stdout=wire.stdout,
             stderr=wire.stderr,
             duration_ms=wire.duration_ms,
@@ -346,7 +348,11 @@ class AzureSessionsBackend(Backend):
                     saved_as = normalize_remote_path(value["file_full_path"])
                 except CodeInterpreterError:
                     saved_as = None
-            result.displays.append(Output(data={mime: value.get("base64_data") or ""}, saved_as=saved_as))
+            payload: str = value.get("base64_data") or ""
+            if mime == "image/svg+xml":  # our model keeps SVG as text
+                with suppress(binascii.Error, ValueError):
+                    payload = base64.b64decode(payload).decode("utf-8", "replace")
+            result.displays.append(Output(data={mime: payload}, saved_as=saved_as))
         elif value is not MISSING and value is not None and value != "":
             result.result = Output(data={"text/plain": repr(value), "application/json": value})
         return result
@@ -604,8 +610,6 @@ def _too_large(size: int, limit: int) -> str:
 
 
 def _chunks(response: requests.Response, what: str) -> Iterator[bytes]:
-    from ..errors import ServiceUnavailableError
-
     try:
         yield from response.iter_content(_CHUNK)
     except (requests.RequestException, OSError) as exc:
