@@ -449,3 +449,28 @@ async def test_async_twins_run_off_the_event_loop(server) -> None:
     assert result.text == "2" and uploaded.size_in_bytes == 3
     assert await backend.alist_files() == [] and await backend.adownload("a.txt") == server.file_content
     await backend.aclose()
+
+
+def test_rejected_credential_token_is_fetched_again_once(server) -> None:
+    credential = CountingCredential(lifetime=3600)
+    server.plan("POST", "/executions", Reply(401))
+    assert make(server, token_provider=None, credential=credential).execute("1 + 1").ok
+    assert [r.headers["authorization"] for r in server.requests] == ["Bearer token-1", "Bearer token-2"]
+    server.reset()
+    server.plan("GET", "/files", Reply(401), Reply(401))
+    with pytest.raises(AuthenticationError):
+        make(server, token_provider=None, credential=CountingCredential(lifetime=3600)).list_files()
+    assert server.count("GET", "/files") == 2
+
+
+def test_token_cache_is_thread_safe(server) -> None:
+    import threading
+
+    credential = CountingCredential(lifetime=3600)
+    backend = make(server, token_provider=None, credential=credential)
+    threads = [threading.Thread(target=backend.list_files) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(credential.calls) == 1 and server.count("GET", "/files") == 8

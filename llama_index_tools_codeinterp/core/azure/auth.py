@@ -48,6 +48,11 @@ class CredentialTokenProvider:
                 self._token = token
             return str(token.token)
 
+    def invalidate(self) -> None:
+        """Forget the cached token (the service rejected it), so the next call fetches a new one."""
+        with self._lock:
+            self._token = None
+
     def _fetch(self) -> Any:
         if self._credential is None:
             self._credential = _default_credential()

@@ -114,6 +114,9 @@ class SessionsTransport:
         url = f"{self.endpoint}/{path}"
         timeout = (self.connect_timeout, read_timeout or self.read_timeout)
         attempt = 0
+        # A cached credential token the service rejects (revoked, clock skew) is dropped and fetched again,
+        # once: a 401 never ran anything, so even an execute may be re-sent.
+        refresh = getattr(self.token_provider, "invalidate", None)
         while True:
             attempt += 1
             headers = {"Authorization": f"Bearer {self.token_provider()}"}
@@ -137,6 +140,11 @@ class SessionsTransport:
                 continue
             if response.status_code < 400:
                 return response
+            if response.status_code == 401 and callable(refresh) and not (body is not None and not replayable):
+                refresh()
+                refresh = None
+                response.close()
+                continue
             retryable = (
                 replayable
                 and response.status_code in self.retry.statuses
