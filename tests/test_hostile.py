@@ -395,3 +395,23 @@ except ProcessLookupError:
         assert r.ok and r.text == "True"
     assert os.getpid() == host_pid  # still here
     assert_usable(hostile)
+
+
+def test_disk_filler_ignoring_interrupts_is_killed_files_kept() -> None:
+    with LocalKernelBackend(limits={"disk": 8 * MiB}, timeout=60, interrupt_grace=2) as backend:
+        backend.upload("keep.txt", b"precious")
+        code = """
+import signal, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+for i in range(2000):
+    with open(f'fill_{i}.bin', 'wb') as f:
+        f.write(b'x' * (512 * 1024))
+    time.sleep(0.05)
+"""
+        r = backend.execute(code)
+        assert r.status is not ExecutionStatus.TIMED_OUT
+        assert r.kernel_restarted
+        assert any("disk limit" in n and "limits.disk" in n for n in r.notices)
+        for path in backend.data_dir.glob("fill_*.bin"):
+            path.unlink()
+        assert_usable(backend)

@@ -655,7 +655,8 @@ class KernelConfinement:
 
     # -- explaining what happened -------------------------------------------------------------------------
     def describe_exit(self, code: int | None) -> str:
-        if self._killed_for == "disk" and self.limits.disk is not None:
+        killed_for, self._killed_for = self._killed_for, None  # explains this one death only
+        if killed_for == "disk" and self.limits.disk is not None:
             return (
                 f"it was stopped because {DATA_ROOT} grew past the session's disk limit of "
                 f"{_human(self.limits.disk)} (limits.disk) and it did not stop when interrupted"
@@ -667,6 +668,8 @@ class KernelConfinement:
         notices: list[str] = []
         if self.limits.disk is not None:
             used = sum(size for size, _mtime in sizes.values())
+            if used > self.limits.disk:  # apparent sizes first (free); confirm with allocated blocks
+                used = directory_usage(self.data_dir)
             if used > self.limits.disk:
                 notices.append(disk_notice(used, self.limits.disk))
         if self.sandboxed and not self.allow_network and _PIP_INSTALL_RE.search(code):
