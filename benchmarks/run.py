@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from ._measure import PeakRss, Stat, machine, process_tree_memory, time_calls
 
 RESULTS = Path(__file__).with_name("results.md")
@@ -223,6 +225,112 @@ def bench_first_call(cfg: Config) -> Section:
         )
     finally:
         pool.close()
+    return sec
+
+
+# -- the lean per-call path: where a trivial call's time goes ------------------------------------------
+_LEAN_FLAGS = ("--Kernel._execute_sleep=", "--IPKernelApp.exec_lines=def _codeinterp_lean_flush")
+
+
+def _started_with_flags(flags: tuple[str, ...]) -> Any:
+    """A local backend whose kernel was launched with ``flags`` instead of ours (for the A/B rows only)."""
+    from llama_index_tools_codeinterp.core.local import LocalKernelBackend, kernel
+
+    saved = kernel.KERNEL_FLAGS
+    kernel.KERNEL_FLAGS = flags
+    try:
+        backend = LocalKernelBackend()
+        backend.wait_ready()
+    finally:
+        kernel.KERNEL_FLAGS = saved
+    return backend
+
+
+def _cpu_ms(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        times = psutil.Process(pid).cpu_times()
+        total += times.user + times.system
+    return total * 1000
+
+
+def bench_lean(cfg: Config) -> Section:
+    from llama_index_tools_codeinterp.core import _loop
+    from llama_index_tools_codeinterp.core.local import kernel
+    from llama_index_tools_codeinterp.core.local.outputs import snapshot
+
+    sec = Section(
+        "Lean per-call path: our kernel flags vs ipykernel's stock per-call behaviour (same run, interleaved)"
+    )
+    stock = tuple(f for f in kernel.KERNEL_FLAGS if not f.startswith(_LEAN_FLAGS))
+    variants = {
+        "stock ipykernel flush + 0.5 ms execute sleep": stock,
+        "ours (lean flush, no sleep)": kernel.KERNEL_FLAGS,
+    }
+    wall: dict[str, list[float]] = {name: [] for name in variants}
+    kernel_cpu: dict[str, list[float]] = {name: [] for name in variants}
+    host_cpu: dict[str, list[float]] = {name: [] for name in variants}
+    n = cfg.n(150)
+    for _ in range(1 if cfg.quick else 3):
+        for name, flags in variants.items():
+            backend = _started_with_flags(flags)
+            try:
+                root = psutil.Process(backend.status()["kernel_pid"])
+                pids = [root.pid, *(c.pid for c in root.children(recursive=True))]
+                me = [os.getpid()]
+                for _ in range(20):
+                    backend.execute("1+1")
+                k0, h0 = _cpu_ms(pids), _cpu_ms(me)
+                for _ in range(n):
+                    started = time.perf_counter()
+                    backend.execute("1+1")
+                    wall[name].append((time.perf_counter() - started) * 1000)
+                kernel_cpu[name].append((_cpu_ms(pids) - k0) / n)
+                host_cpu[name].append((_cpu_ms(me) - h0) / n)
+            finally:
+                backend.close()
+    base = next(iter(variants))
+    for name in variants:
+        sec.add(Row(f"{name}: `execute('1+1')` wall", Stat.of(wall[name]), "ms", f"{base}: `execute('1+1')` wall"))
+        sec.add(Row(f"{name}: kernel CPU per call", Stat.of(kernel_cpu[name]), "ms", f"{base}: kernel CPU per call"))
+        sec.add(Row(f"{name}: host CPU per call", Stat.of(host_cpu[name]), "ms", f"{base}: host CPU per call"))
+
+    # Fixed per-call pieces on the host side.
+    backend = _started_with_flags(kernel.KERNEL_FLAGS)
+    try:
+
+        async def noop() -> None:
+            pass
+
+        sec.add(
+            Row(
+                "host: hop onto the I/O loop and back (`run_sync` of a no-op)",
+                time_calls(lambda: _loop.run_sync(noop()), warmup=50, n=cfg.n(500)),
+                "ms",
+            )
+        )
+        km = backend._km
+        sec.add(
+            Row(
+                "host: `is_alive()` check before each run",
+                time_calls(lambda: _loop.run_sync(km.is_alive()), warmup=50, n=cfg.n(500)),
+                "ms",
+                note="(includes the hop)",
+            )
+        )
+        sec.add(
+            Row(
+                "host: /mnt/data snapshot, empty dir (2 per run)",
+                time_calls(lambda: snapshot(backend.data_dir), warmup=50, n=cfg.n(500)),
+                "ms",
+            )
+        )
+    finally:
+        backend.close()
+    sec.notes.append(
+        "CPU per call is psutil user+system time of the kernel process tree and of this process over n calls; "
+        "n = interleaved rounds (fresh kernel each)."
+    )
     return sec
 
 
@@ -535,7 +643,7 @@ def render(sections: list[Section], info: dict[str, str], elapsed: float) -> str
                 continue
             ratio = ""
             base = by_label.get(row.baseline or "")
-            if base is not None and base.stat is not None and base.stat.median:
+            if base is not None and base is not row and base.stat is not None and base.stat.median:
                 ratio = f"{row.stat.median / base.stat.median:.2f}x"
             target = ""
             if row.target:
@@ -553,6 +661,7 @@ def render(sections: list[Section], info: dict[str, str], elapsed: float) -> str
 SECTIONS: dict[str, Callable[[Config], Any]] = {
     "warm": bench_warm_call,
     "first": bench_first_call,
+    "lean": bench_lean,
     "concurrency": bench_concurrency,
     "files": bench_files,
     "snapshot": bench_snapshot,
