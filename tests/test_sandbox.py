@@ -198,3 +198,13 @@ def test_named_kernelspec_runs_in_the_sandbox() -> None:
         assert backend.execute("import os\n(os.getcwd(), os.getpid() < 10)").text == "('/mnt/data', True)"
         r = backend.execute("import time\ntime.sleep(30)", timeout=1)  # message-mode interrupt reaches it
         assert r.status.value == "timed_out" and not r.kernel_restarted
+
+
+def test_memory_limit_keeps_the_idle_address_space_small(boxed: LocalKernelBackend) -> None:
+    # Few malloc arenas, so that the RLIMIT_AS budget goes to the user's data, not to reserved arenas.
+    r = boxed.execute(
+        "import os\n(os.environ.get('MALLOC_ARENA_MAX'), int(open('/proc/self/statm').read().split()[0]))"
+    )
+    arenas, pages = eval(r.text or "(None, 0)")
+    assert arenas == "2"
+    assert pages * os.sysconf("SC_PAGE_SIZE") < 600 * MiB

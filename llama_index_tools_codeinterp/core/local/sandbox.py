@@ -105,9 +105,10 @@ class ResourceLimits:
     (``limits={"memory": "8GB"}``) to :class:`LocalKernelBackend` or the tool spec.
 
     Attributes:
-        memory: Address space of each kernel process (RLIMIT_AS). An idle kernel already maps ~0.8 GB and
-            numpy/pandas/matplotlib add ~0.3 GB, so keep this well above 1.5 GB. Exceeding it raises
-            ``MemoryError`` in the code; the kernel survives.
+        memory: Address space of each kernel process (RLIMIT_AS). An idle kernel maps ~0.2 GB (with
+            ``MALLOC_ARENA_MAX=2``, set when this limit is on; ~0.7 GB without) and numpy/pandas/matplotlib add
+            ~0.3 GB, so keep this well above 1 GB. Exceeding it raises ``MemoryError`` in the code; the kernel
+            survives.
         processes: Processes and threads the session may run at once. Enforced by a cgroup ``pids.max``
             when running as root (root ignores RLIMIT_NPROC) and by RLIMIT_NPROC inside the sandbox's user
             namespace otherwise; unsandboxed and non-root it is not applied (it would count all of the user's
@@ -643,6 +644,10 @@ class KernelConfinement:
             launch.interrupt_mode = "message"
             if self._cgroup is None and os.geteuid() != 0 and self.limits.processes is not None:
                 launch.nproc_inside = self.limits.processes
+        if self.limits.memory is not None:
+            # glibc reserves a 64 MiB malloc arena per thread (up to 8 per core), which is address space the
+            # memory limit would count: an idle kernel maps ~720 MiB with them and ~210 MiB with two.
+            kernel_env.setdefault("MALLOC_ARENA_MAX", "2")
         rlimits = self.limits.rlimits(with_nproc=False)
         if not rlimits and self._cgroup is None:
             return kernel_env, None
