@@ -208,3 +208,19 @@ def test_memory_limit_keeps_the_idle_address_space_small(boxed: LocalKernelBacke
     arenas, pages = eval(r.text or "(None, 0)")
     assert arenas == "2"
     assert pages * os.sysconf("SC_PAGE_SIZE") < 600 * MiB
+
+
+def test_killing_the_launcher_leaves_no_kernel_behind() -> None:
+    psutil = pytest.importorskip("psutil")
+    if not bwrap_support().usable:
+        pytest.skip(f"sandbox unusable: {bwrap_support().reason}")
+    with LocalKernelBackend(sandbox=True) as backend:
+        backend.execute("x = 1")
+        launcher = psutil.Process(backend.status()["kernel_pid"])
+        inside = launcher.children(recursive=True)
+        assert any("ipykernel" in " ".join(p.cmdline()) for p in inside)
+        launcher.kill()
+        _gone, alive = psutil.wait_procs([launcher, *inside], timeout=10)
+        assert not alive  # --die-with-parent took the kernel down with bwrap
+        r = backend.execute("1 + 1")
+        assert r.kernel_restarted and r.text == "2"

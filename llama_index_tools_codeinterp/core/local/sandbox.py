@@ -441,7 +441,8 @@ _mpl_lock = threading.Lock()
 def _shared_matplotlib_cache(python: str, pythonpath: str | None) -> Path | None:
     """A host directory with matplotlib's font list, built once per machine and user, bound read-only into
     every sandbox so that no kernel rebuilds it (~0.4 s) on start. None when matplotlib is not installed."""
-    cache = Path(tempfile.gettempdir()) / f"codeinterp-mplcache-{os.getuid()}"
+    # In the user's own cache dir, not the shared temp dir, where another user could plant a font list.
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "codeinterp" / "matplotlib"
     with _mpl_lock:
         if any(cache.glob("fontlist-*.json")):
             return cache
@@ -450,7 +451,10 @@ def _shared_matplotlib_cache(python: str, pythonpath: str | None) -> Path | None
 
 @functools.lru_cache(maxsize=4)
 def _build_matplotlib_cache(cache: Path, python: str, pythonpath: str | None) -> Path | None:
-    cache.mkdir(mode=0o700, exist_ok=True)
+    try:
+        cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return None
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "MPLCONFIGDIR": str(cache), "MPLBACKEND": "agg"}
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
