@@ -302,6 +302,15 @@ def test_answers_are_parsed_tolerantly(server, answer) -> None:
     assert result.ok and result.stdout == "hi\n" and result.text == "2"
 
 
+def test_legacy_dict_value_is_not_mistaken_for_a_result_object(server) -> None:
+    value = {"stdout": "mine", "executionResult": 1}
+    server.plan(
+        "POST", "/code/execute", Reply(200, {"properties": {"status": "Success", "stdout": "", "result": value}})
+    )
+    result = make(server, LEGACY).execute("d")
+    assert result.azure_result_value() == value and result.stdout == ""
+
+
 def test_list_and_upload_answers_in_every_shape(server) -> None:
     backend = make(server)
     server.plan(

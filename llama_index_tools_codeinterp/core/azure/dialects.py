@@ -185,8 +185,14 @@ def parse_execution(body: Any) -> WireExecution:
     inner = outer
     value: Any = MISSING
     result = outer.get("result", MISSING)
-    # Current shape: result is an object holding the streams and executionResult. Legacy: result is the value.
-    if isinstance(result, dict) and ({"executionresult", "stdout", "stderr"} & {k.lower() for k in result}):
+    # Current shape: result is an object holding the streams and executionResult. Legacy (the properties
+    # envelope): result is the value itself, whatever keys a dict value has.
+    legacy = isinstance(props, dict)
+    if (
+        not legacy
+        and isinstance(result, dict)
+        and ({"executionresult", "stdout", "stderr"} & {k.lower() for k in result})
+    ):
         inner = {**outer, **_lower_keys(result)}
         value = inner.get("executionresult", MISSING)
     else:
