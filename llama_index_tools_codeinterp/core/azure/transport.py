@@ -140,7 +140,7 @@ class SessionsTransport:
                 continue
             if response.status_code < 400:
                 return response
-            if response.status_code == 401 and callable(refresh) and not (body is not None and not replayable):
+            if response.status_code == 401 and callable(refresh) and replayable:
                 refresh()
                 refresh = None
                 response.close()
