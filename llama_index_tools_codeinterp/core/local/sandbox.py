@@ -33,6 +33,8 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -306,9 +308,11 @@ class PidsCgroup:
         if root is None:
             return None
         parent = root / "codeinterp"
-        path = parent / name
+        # Named after the host process, so that cgroups left by a process that died can be told apart.
+        path = parent / f"{os.getpid()}-{name}"
         try:
             parent.mkdir(exist_ok=True)
+            cls._remove_orphans(parent)
             path.mkdir()
             (path / "pids.max").write_text(str(limit))
         except OSError as exc:
@@ -317,6 +321,16 @@ class PidsCgroup:
                 path.rmdir()
             return None
         return cls(path)
+
+    @staticmethod
+    def _remove_orphans(parent: Path) -> None:
+        """Remove the (empty) cgroups of host processes that no longer exist."""
+        for child in parent.iterdir():
+            owner = child.name.split("-", 1)[0]
+            if not child.is_dir() or not owner.isdigit() or Path(f"/proc/{owner}").exists():
+                continue
+            with _suppress_oserror():
+                child.rmdir()  # fails, harmlessly, if processes are still inside
 
     def join_self(self) -> None:
         """Move the calling process into the cgroup (run in the child before exec; children inherit it)."""
@@ -327,8 +341,15 @@ class PidsCgroup:
             os.close(fd)
 
     def remove(self) -> None:
-        with _suppress_oserror():
-            self.path.rmdir()
+        # The killed kernel's tasks may take a moment to leave the cgroup.
+        for _ in range(20):
+            try:
+                self.path.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.05)
 
 
 class _suppress_oserror:
@@ -629,7 +650,7 @@ class KernelConfinement:
         self._killed_for = None
         if not self._cgroup_tried and self.limits.processes is not None:
             self._cgroup_tried = True
-            self._cgroup = PidsCgroup.create(f"session-{self.session_id}", self.limits.processes)
+            self._cgroup = PidsCgroup.create(f"session-{uuid.uuid4().hex[:12]}", self.limits.processes)
         kernel_env = dict(env)
         if self.support is not None:
             python = launch.interpreter
