@@ -611,12 +611,13 @@ class KernelConfinement:
             else:
                 warn_unsandboxed_once(support.reason)
         self._cgroup: PidsCgroup | None = None
-        self._cgroup_tried = False
         self._killed_for: str | None = None
 
     def attach(self, data_dir: Path, runtime_dir: Path) -> KernelConfinement:
         """Set the session's directories (known only after the configuration has been checked)."""
         self.data_dir, self.runtime_dir = data_dir, runtime_dir
+        if self._cgroup is None and self.limits.processes is not None:
+            self._cgroup = PidsCgroup.create(f"session-{uuid.uuid4().hex[:12]}", self.limits.processes)
         return self
 
     @property
@@ -648,9 +649,6 @@ class KernelConfinement:
         the event loop.
         """
         self._killed_for = None
-        if not self._cgroup_tried and self.limits.processes is not None:
-            self._cgroup_tried = True
-            self._cgroup = PidsCgroup.create(f"session-{uuid.uuid4().hex[:12]}", self.limits.processes)
         kernel_env = dict(env)
         if self.support is not None:
             python = launch.interpreter
