@@ -379,42 +379,43 @@ def bench_concurrency(cfg: Config) -> tuple[Section, Section]:
     seconds = 1.0 if cfg.quick else 2.5
     reps = 1 if cfg.quick else 3
 
-    async def raw_all() -> dict[int, list[float]]:
+    raw: dict[int, list[float]] = {k: [] for k in counts}
+    ours: dict[int, list[float]] = {k: [] for k in counts}
+    backends = [LocalKernelBackend() for _ in range(max(counts))]
+
+    async def run_all() -> None:
         managers = [AsyncKernelManager(kernel_name="python3") for _ in range(max(counts))]
         await asyncio.gather(*(km.start_kernel() for km in managers))
         clients = [km.client() for km in managers]
         for kc in clients:
             kc.start_channels()
-        await asyncio.gather(*(kc.wait_for_ready(timeout=60) for kc in clients))
         try:
+            await asyncio.gather(*(kc.wait_for_ready(timeout=60) for kc in clients))
+            await asyncio.gather(*(b.aexecute("1") for b in backends))
             await asyncio.sleep(1.0)
-            usage = [process_tree_memory(km.provisioner.pid) for km in managers]  # type: ignore[union-attr]
-            mem.add(_mem_row("raw jupyter-client, default ipykernel: USS", [u for u, _ in usage]))
-            mem.add(_mem_row("raw jupyter-client, default ipykernel: RSS", [r for _, r in usage]))
-            calls = [_raw_async_call(kc) for kc in clients]
-            return {k: [await _throughput(calls[:k], seconds) for _ in range(reps)] for k in counts}
+            raw_usage = [process_tree_memory(km.provisioner.pid) for km in managers]  # type: ignore[union-attr]
+            our_usage = [process_tree_memory(b.status()["kernel_pid"]) for b in backends]
+            for label, index in (("USS", 0), ("RSS", 1)):
+                base = f"raw jupyter-client, default ipykernel: {label}"
+                mem.add(_mem_row(base, [u[index] for u in raw_usage]))
+                mem.add(_mem_row(f"ours: {label}", [u[index] for u in our_usage], baseline=base))
+            raw_calls = [_raw_async_call(kc) for kc in clients]
+            our_calls = [_ours_async_call(b) for b in backends]
+            # Interleaved, so that load from elsewhere on the machine hits both sides alike.
+            for _ in range(reps):
+                for k in counts:
+                    raw[k].append(await _throughput(raw_calls[:k], seconds))
+                    ours[k].append(await _throughput(our_calls[:k], seconds))
         finally:
             for kc in clients:
                 kc.stop_channels()
             await asyncio.gather(*(km.shutdown_kernel(now=True) for km in managers))
 
-    async def ours_all() -> dict[int, list[float]]:
-        backends = [LocalKernelBackend() for _ in range(max(counts))]
-        try:
-            for b in backends:
-                b.wait_ready()
-            await asyncio.sleep(1.0)
-            usage = [process_tree_memory(b.status()["kernel_pid"]) for b in backends]
-            mem.add(_mem_row("ours: USS", [u for u, _ in usage], baseline="raw jupyter-client, default ipykernel: USS"))
-            mem.add(_mem_row("ours: RSS", [r for _, r in usage], baseline="raw jupyter-client, default ipykernel: RSS"))
-            calls = [_ours_async_call(b) for b in backends]
-            return {k: [await _throughput(calls[:k], seconds) for _ in range(reps)] for k in counts}
-        finally:
-            for b in backends:
-                b.close()
-
-    raw = asyncio.run(raw_all())
-    ours = asyncio.run(ours_all())
+    try:
+        asyncio.run(run_all())
+    finally:
+        for b in backends:
+            b.close()
     for k in counts:
         label = f"raw jupyter-client async, {k} session(s)"
         sec.add(Row(label, Stat.of(raw[k]), "calls/s"))
@@ -598,22 +599,31 @@ def bench_imports(cfg: Config) -> Section:
     sec = Section("Import time in a fresh interpreter (ms)")
     n = cfg.n(5)
     probe = (
-        "import sys, time; t = time.perf_counter(); import {mod}; "
+        "import sys, time; t = time.perf_counter(); {stmt}; "
         "print((time.perf_counter() - t) * 1000, 'llama_index.core' in sys.modules)"
     )
-    for mod in ("llama_index_tools_codeinterp.core", "langchain_codeinterp", "llama_index_tools_codeinterp"):
+    # Each of ours next to what it cannot avoid importing (the baseline row just above it).
+    statements = {
+        "import jupyter_client": None,
+        "import llama_index_tools_codeinterp.core": "import jupyter_client",
+        "from langchain_core.tools import BaseTool": None,
+        "import langchain_codeinterp": "from langchain_core.tools import BaseTool",
+        "import llama_index_tools_codeinterp": None,
+    }
+    for stmt, baseline in statements.items():
         samples, pulls_llama = [], False
         for _ in range(n + 1):
-            out = subprocess.run([sys.executable, "-c", probe.format(mod=mod)], capture_output=True, text=True)
+            out = subprocess.run([sys.executable, "-c", probe.format(stmt=stmt)], capture_output=True, text=True)
             if out.returncode != 0:
-                sec.notes.append(f"`import {mod}` failed: {out.stderr.strip().splitlines()[-1:]}")
+                sec.notes.append(f"`{stmt}` failed: {out.stderr.strip().splitlines()[-1:]}")
                 break
             ms, loaded = out.stdout.split()
             samples.append(float(ms))
             pulls_llama = loaded == "True"
         if len(samples) > 1:
             note = "(imports llama_index.core)" if pulls_llama else "(does not import llama_index.core)"
-            sec.add(Row(f"`import {mod}`", Stat.of(samples[1:]), "ms", note=note))
+            base = f"`{baseline}`" if baseline else None
+            sec.add(Row(f"`{stmt}`", Stat.of(samples[1:]), "ms", base, note=note))
     return sec
 
 
