@@ -74,18 +74,27 @@ def _image_outputs(notebook: Any) -> int:
 
 def _execute(name: str, output_dir: Path) -> tuple[Any, str]:
     notebook = nbformat.read(NOTEBOOKS_DIR / name, as_version=4)
-    # One extra cell (in memory only) reports which interpreter ran the notebook.
-    notebook.cells.append(nbformat.v4.new_code_cell("import sys\nprint('KERNEL-PYTHON', sys.executable)"))
+    # One extra cell (in memory only) records which interpreter ran the notebook.
+    marker = output_dir / "kernel-python.txt"
+    notebook.cells.append(
+        nbformat.v4.new_code_cell(f"import pathlib, sys\npathlib.Path({str(marker)!r}).write_text(sys.executable)")
+    )
     client = nbclient.NotebookClient(
         notebook,
         timeout=120,
+        # nbclient waits only 4 s for a cell's output after its reply and then silently drops it; on a busy
+        # machine that loses the last prints. Wait longer, and fail loudly if output really goes missing.
+        iopub_timeout=60,
+        raise_on_iopub_timeout=True,
         kernel_name="python3",
         resources={"metadata": {"path": str(NOTEBOOKS_DIR)}},
     )
-    client.execute(env=_notebook_env(output_dir))
+    try:
+        client.execute(env=_notebook_env(output_dir))
+    finally:
+        nbformat.write(notebook, output_dir / f"executed-{name}")  # to read when a check below fails
     text = _texts(notebook)
-    kernel_python = re.findall(r"KERNEL-PYTHON (.+)", text)
-    assert kernel_python and Path(kernel_python[0]).resolve() == Path(sys.executable).resolve(), kernel_python
+    assert Path(marker.read_text()).resolve() == Path(sys.executable).resolve()
     # Every agent run says which LLM it used, and here it must be the labelled stand-in.
     assert "LLM: scripted stand-in" in text
     return notebook, text
