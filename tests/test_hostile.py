@@ -243,11 +243,13 @@ def test_writing_the_home_directory(hostile: LocalKernelBackend) -> None:
     home = str(Path.home())
     if sandboxed(hostile):
         r = hostile.execute(
-            f"import os\nopen(os.path.expanduser('~/probe.txt'), 'w').write('x')\n"
-            f"open({home!r} + '/codeinterp_probe.txt', 'w').write('x')\nos.path.expanduser('~')"
+            f"import os\nopen(os.path.expanduser('~/probe.txt'), 'w').write('x')\nos.path.expanduser('~')"
         )
-        # HOME is the private /tmp, and the host's home is an empty in-memory stand-in.
+        # HOME is the private /tmp ...
         assert r.text == "'/tmp'"
+        # ... and the host's home does not exist inside, or is read-only where the interpreter lives under it.
+        r = hostile.execute(f"open({home!r} + '/codeinterp_probe.txt', 'w').write('x')")
+        assert r.error is not None and r.error.name in ("FileNotFoundError", "OSError", "PermissionError")
         assert not (Path.home() / "codeinterp_probe.txt").exists()
         assert not (Path.home() / "probe.txt").exists()
     else:

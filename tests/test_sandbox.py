@@ -99,6 +99,25 @@ import os, sys
     assert (boxed.data_dir / "hello.txt").read_bytes() == b"hi"
 
 
+def test_only_system_trees_and_the_interpreter_are_visible(boxed: LocalKernelBackend) -> None:
+    from llama_index_tools_codeinterp.core.local.sandbox import SYSTEM_ROOTS
+
+    code = (
+        "import os, sys\n"
+        "tops = sorted(os.listdir('/'))\n"
+        "prefixes = {p.split('/')[1] for p in [sys.prefix, sys.base_prefix, *sys.path] if p.startswith('/')}\n"
+        "try:\n    shadow = open('/etc/shadow').read()\nexcept OSError:\n    shadow = ''\n"
+        "(tops, sorted(prefixes), shadow, os.path.exists('/var'), os.path.exists('/srv'))"
+    )
+    tops, prefixes, shadow, has_var, has_srv = eval(boxed.execute(code).text or "()")
+    allowed = {r.strip("/") for r in SYSTEM_ROOTS} | {"proc", "dev", "sys", "tmp", "mnt"} | set(prefixes)
+    assert set(tops) <= allowed, set(tops) - allowed
+    assert shadow == ""
+    assert not has_var and not has_srv
+    r = boxed.execute("open('/usr/codeinterp_probe', 'w')")
+    assert r.error is not None
+
+
 def test_private_tmp_is_size_limited(boxed: LocalKernelBackend) -> None:
     code = """
 import errno

@@ -1,15 +1,14 @@
 """The bubblewrap sandbox and the resource limits of a local kernel.
 
-A sandboxed kernel runs under ``bwrap`` with a fresh root built from read-only binds of the host's top-level
-directories, so that some of them can be replaced instead of merely shadowed:
+A sandboxed kernel runs under ``bwrap`` in a fresh, read-only root that holds only an allow-list of the
+host's trees:
 
-* ``/mnt`` is a tmpfs with the session's data directory bound read-write at ``/mnt/data`` (the cwd);
-* ``/tmp``, ``/var/tmp``, ``/run``, ``/home``, ``/root``, the user's home and the system temp dir are empty
-  tmpfs mounts, so other sessions' data directories, the user's files and host sockets are out of sight;
-  ``/tmp`` is size-limited and is the kernel's ``HOME``;
-* the interpreter's own prefixes are bound back read-only when they live under one of those hidden trees
-  (a pyenv Python in ``~/.pyenv``, a virtualenv in ``/tmp``), and the runtime directory with the connection
-  file and IPC sockets is bound read-write at its host path;
+* the system trees (``/usr``, ``/etc``, ``/lib*``, ``/bin``, ``/opt``, ...) read-only, with secrets such as
+  ``/etc/shadow`` and ``/etc/ssh`` masked; nothing else of the host (homes, ``/srv``, ``/var``, other
+  sessions' directories, project trees) exists inside;
+* the interpreter's own prefixes (a venv, ``~/.pyenv``) bound back read-only, so the kernel can import;
+* ``/tmp`` a private, size-limited tmpfs that is also ``HOME``; ``/mnt/data`` the session's data directory,
+  read-write and the cwd; the runtime directory with the connection file and IPC sockets at its host path;
 * every namespace is unshared (network too, unless ``allow_network``), so the kernel has its own PID 1 and
   cannot see or signal host processes; ``--die-with-parent`` ties it to the launcher.
 
@@ -31,7 +30,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -61,6 +59,13 @@ MiB = 1 << 20
 
 #: Where the kernel's home and scratch space live inside the sandbox (a private, size-limited tmpfs).
 SANDBOX_TMP = "/tmp"
+
+#: The host trees a sandboxed kernel sees, read-only. Anything else exists inside only if the interpreter
+#: loads code from it (its prefix, site-packages, PYTHONPATH entries).
+SYSTEM_ROOTS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt", "/nix", "/gnu")
+#: Secrets inside those trees that are hidden even so (as root they would be readable).
+MASKED_PATHS = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers", "/etc/sudoers.d",
+                "/etc/ssh", "/etc/ssl/private")  # fmt: skip
 #: Matplotlib's config dir inside the sandbox; the font list is bound read-only from a shared host cache.
 SANDBOX_MPLCONFIG = "/tmp/.config/matplotlib"
 
@@ -373,44 +378,36 @@ class SandboxLauncher:
     allow_network: bool = False
     packages_dir: Path | None = None
 
-    def hidden_roots(self) -> list[str]:
-        """Host trees replaced by empty tmpfs mounts inside the sandbox."""
-        roots = ["/tmp", "/var/tmp", "/run", "/home", "/root", "/mnt", "/media", "/srv"]
-        for extra in (str(Path.home()), tempfile.gettempdir(), os.environ.get("XDG_RUNTIME_DIR", "")):
-            if extra and extra != "/":
-                real = os.path.realpath(extra)
-                if real not in roots:
-                    roots.append(real)
-        # A tree inside another hidden tree is already gone.
-        return [r for r in roots if not _under(r, [o for o in roots if o != r])]
-
     def wrapper(self, env: Mapping[str, str]) -> list[str]:
         """``bwrap ... --`` to put in front of the kernel command line."""
         args: list[str] = [self.bwrap.path or "bwrap"]
-        hidden = self.hidden_roots()
-        top_hidden = {r for r in hidden if r.count("/") == 1}
-        for entry in sorted(os.listdir("/")):
-            top = "/" + entry
-            if top in ("/proc", "/dev", "/sys") or top in top_hidden or entry.startswith("."):
-                continue
+        # An allow-list, not a deny-list: only the system trees exist inside, so a host directory nobody thought
+        # of (/data, /work, /srv, a mounted share) is never visible.
+        for top in SYSTEM_ROOTS:
             if os.path.islink(top):
                 args += ["--symlink", os.readlink(top), top]
             elif os.path.isdir(top):
                 args += ["--ro-bind", top, top]
+        for secret in MASKED_PATHS:
+            if os.path.isdir(secret):
+                args += ["--tmpfs", secret]
+            elif os.path.exists(secret):
+                args += ["--ro-bind", "/dev/null", secret]
         args += ["--ro-bind", "/sys", "/sys", "--proc", "/proc", "--dev", "/dev"]
-        for root in hidden:
-            if not os.path.isdir(root) and root not in top_hidden:
-                continue
-            if root == SANDBOX_TMP and self.limits.tmp and self.bwrap.tmpfs_size:
-                args += ["--size", str(self.limits.tmp)]
-            args += ["--tmpfs", root]
-        # Code the interpreter needs that lives under a hidden tree comes back read-only.
+        if self.limits.tmp and self.bwrap.tmpfs_size:
+            args += ["--size", str(self.limits.tmp)]
+        args += ["--tmpfs", SANDBOX_TMP]
+        if self.allow_network:
+            # /etc/resolv.conf is often a link into /run; bring its target so that names resolve.
+            resolv = os.path.realpath("/etc/resolv.conf")
+            if not _under(resolv, list(SYSTEM_ROOTS)) and os.path.exists(resolv):
+                args += ["--ro-bind", resolv, resolv]
+        # Code the interpreter loads from outside the system trees (a venv, ~/.pyenv) comes back read-only,
+        # but never a directory that holds a session's files.
         needed = [
             p
             for p in _interpreter_paths(self.python, env.get("PYTHONPATH"))
-            # Never a hidden tree itself, nor anything holding a session's directories.
-            if _under(p, hidden)
-            and p not in hidden
+            if not _under(p, list(SYSTEM_ROOTS))
             and p != "/"
             and not _under(str(self.runtime_dir), [p])
             and not _under(str(self.data_dir), [p])
@@ -422,7 +419,8 @@ class SandboxLauncher:
         args += ["--bind", str(self.runtime_dir), str(self.runtime_dir)]
         args += ["--bind", str(self.data_dir), DATA_ROOT, "--chdir", DATA_ROOT]
         args += self._matplotlib_cache_binds(env)
-        args += ["--unshare-all", "--die-with-parent", "--new-session"]
+        # The root itself (where bwrap made the mount points) becomes read-only: only /tmp and /mnt/data are writable.
+        args += ["--remount-ro", "/", "--unshare-all", "--die-with-parent", "--new-session"]
         if self.allow_network:
             args += ["--share-net"]
         args += ["--unsetenv", "JPY_PARENT_PID", "--"]
