@@ -28,6 +28,7 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -71,8 +72,8 @@ class SessionManager:
     """Sessions keyed by identifier, each a backend made by ``factory(session_id)``.
 
     Args:
-        factory: Makes the backend of a new session. It should return quickly (the local backend starts its
-            kernel in the background), since it runs on the caller's event loop.
+        factory: Makes the backend of a new session. Async callers run it in a worker thread, so it may block
+            (the local backend probes the sandbox and prepares directories; its kernel starts in the background).
         cooldown: Idle seconds after which a session is closed and its files removed.
         max_sessions: Most sessions alive at once (None: no cap).
         file_ttl: Seconds after its last change that a file is deleted from a live session (None: never).
@@ -105,6 +106,8 @@ class SessionManager:
         self.sweep_interval = sweep_interval if sweep_interval is not None else max(0.05, min(shortest / 4, 30.0))
         self.on_close = on_close
         self._sessions: dict[str, ManagedSession] = {}
+        #: Sessions whose backend is being built, by id: later callers for the same id wait on the same future.
+        self._creating: dict[str, Future[ManagedSession]] = {}
         # Guards the dict against sync callers on other threads; never held across an await.
         self._lock = threading.Lock()
         self._closed = False
@@ -129,22 +132,82 @@ class SessionManager:
             return list(self._sessions.values())
 
     def get_or_create(self, session_id: str) -> ManagedSession:
-        """The session with this id, created if it does not exist yet. Resets its idle clock."""
+        """The session with this id, created if it does not exist yet. Resets its idle clock.
+
+        The backend is built in the calling thread; async callers use :meth:`aget_or_create` (or :meth:`use`),
+        which builds it in a worker thread so the event loop keeps serving other calls meanwhile.
+        """
+        session, pending, owner = self._claim(session_id)
+        if session is not None:
+            return session
+        assert pending is not None
+        if owner:
+            self._build(session_id, pending)
+        return pending.result()
+
+    async def aget_or_create(self, session_id: str) -> ManagedSession:
+        """Async :meth:`get_or_create`: the factory runs in a worker thread (a first local kernel backend probes
+        the sandbox with subprocesses), and concurrent first calls for one id share one new session."""
+        session, pending, owner = self._claim(session_id)
+        if session is not None:
+            return session
+        assert pending is not None
+        if owner:
+            # The build registers the session itself, so a caller cancelled meanwhile leaks nothing.
+            asyncio.get_running_loop().run_in_executor(None, self._build, session_id, pending)
+        return await asyncio.wrap_future(pending)
+
+    def _claim(self, session_id: str) -> tuple[ManagedSession | None, Future[ManagedSession] | None, bool]:
+        """The live session; else the future of its creation in progress, and whether this caller must build it."""
         if self._closed:
             raise SessionLimitError("The session manager is shut down; no new sessions can be started.")
         with self._lock:
             session = self._sessions.get(session_id)
-            if session is None:
-                if self.max_sessions is not None and len(self._sessions) >= self.max_sessions:
-                    raise SessionLimitError(
-                        f"All {self.max_sessions} sessions are in use; no new session can start until one is "
-                        "deleted or idles out. Delete sessions you no longer need, retry later, or raise the "
-                        "max-sessions limit."
-                    )
-                session = ManagedSession(session_id, self.factory(session_id))
+            if session is not None:
+                session.touch()
+                return session, None, False
+            pending = self._creating.get(session_id)
+            if pending is not None:
+                return None, pending, False
+            # Sessions being built count against the cap, so concurrent first calls cannot overshoot it.
+            if self.max_sessions is not None and len(self._sessions) + len(self._creating) >= self.max_sessions:
+                raise SessionLimitError(
+                    f"All {self.max_sessions} sessions are in use; no new session can start until one is "
+                    "deleted or idles out. Delete sessions you no longer need, retry later, or raise the "
+                    "max-sessions limit."
+                )
+            pending = Future()
+            pending.set_running_or_notify_cancel()  # a waiter that gives up cannot cancel the shared creation
+            self._creating[session_id] = pending
+            return None, pending, True
+
+    def _build(self, session_id: str, pending: Future[ManagedSession]) -> None:
+        try:
+            backend = self.factory(session_id)
+        except BaseException as exc:  # noqa: BLE001 - handed to every waiter; the next call tries again
+            with self._lock:
+                self._creating.pop(session_id, None)
+            pending.set_exception(exc)
+            return
+        session = ManagedSession(session_id, backend)
+        with self._lock:
+            self._creating.pop(session_id, None)
+            shut_down = self._closed
+            if not shut_down:
                 self._sessions[session_id] = session
-            session.touch()
-            return session
+        if shut_down:  # the manager closed while this backend was being built
+            try:
+                backend.close()
+                outcome = self.on_close(session) if self.on_close is not None else None
+                if asyncio.iscoroutine(outcome):
+                    asyncio.run(outcome)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("Closing session %s built during shutdown failed: %s", session_id, exc)
+            pending.set_exception(
+                SessionLimitError("The session manager is shut down; no new sessions can be started.")
+            )
+            return
+        pending.set_result(session)
 
     @contextlib.asynccontextmanager
     async def use(self, session_id: str, *, create: bool = True) -> AsyncIterator[ManagedSession]:
@@ -153,7 +216,7 @@ class SessionManager:
         With ``create=False`` a missing session raises ``KeyError`` instead of being created.
         """
         if create:
-            session = self.get_or_create(session_id)
+            session = await self.aget_or_create(session_id)
         else:
             found = self._sessions.get(session_id)
             if found is None:
@@ -250,7 +313,10 @@ class SessionManager:
         with self._lock:
             remaining = list(self._sessions.values())
             self._sessions.clear()
+            building = list(self._creating.values())
         await asyncio.gather(*(self._close_session(s) for s in remaining))
+        # Backends still being built close themselves once they see the shutdown; wait for that.
+        await asyncio.gather(*(asyncio.wrap_future(f) for f in building), return_exceptions=True)
         _live_managers.discard(self)
 
     def close(self) -> None:

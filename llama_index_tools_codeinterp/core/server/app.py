@@ -3,7 +3,9 @@
 Each route names the operation; the ``api-version`` query parameter picks the wire dialect of the answer
 (see :mod:`.wire`). One :class:`~..sessions.SessionManager` holds a session per ``identifier``: created on
 the first call that names it, culled after the idle cooldown, capped in number. Uploads stream to disk
-(Starlette spools multipart parts to temporary files) and downloads stream from disk (``FileResponse``).
+(Starlette spools multipart parts to temporary files) and downloads stream from disk. Session files are only
+ever opened through :func:`~..paths.open_in_root` (no symlink followed at any step), since code in the session
+can swap a path for a link between a check and an open.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import base64
 import binascii
 import contextlib
 import hmac
+import ipaddress
 import json
 import logging
 import os
@@ -22,17 +25,19 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from email.utils import formatdate
 from pathlib import Path
-from typing import Any
+from stat import S_ISDIR, S_ISLNK
+from typing import IO, Any
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -46,7 +51,7 @@ from ..errors import (
     SessionClosedError,
     SessionLimitError,
 )
-from ..paths import guess_mime_type, normalize_remote_path, resolve_in_root
+from ..paths import guess_mime_type, normalize_remote_path, open_in_root, resolve_in_root
 from ..sessions import DEFAULT_COOLDOWN, ManagedSession, SessionManager
 from . import wire
 from .wire import Dialect, FileEntry
@@ -63,6 +68,8 @@ MIB = 1024 * 1024
 _MULTIPART_OVERHEAD = 64 * 1024
 #: How much of a rejected oversized body is read and discarded so the client sees the 413, not a reset.
 _MAX_DRAIN_BYTES = 1024 * MIB
+#: Read size when streaming a download.
+_DOWNLOAD_CHUNK = 256 * 1024
 
 # 2025-10-02-preview: 4-128 printable ASCII characters, no space (uuid4 and every client default fit).
 _IDENTIFIER_RE = re.compile(r"[\x21-\x7e]{4,128}")
@@ -160,6 +167,65 @@ class BearerAuth:
         await response(scope, receive, send)
 
 
+class LocalCallersOnly:
+    """ASGI middleware for a server without a token: local programs may call it, web pages may not.
+
+    Without a token, a page open in the user's browser could otherwise run code here: by a cross-origin POST
+    that needs no CORS preflight (e.g. ``text/plain``), or through DNS rebinding (its own host name resolving
+    to 127.0.0.1). Browsers send ``Origin`` on such cross-origin requests and the page's host name in ``Host``,
+    so a request with an ``Origin`` or a ``Host`` that is not a loopback name or address is refused.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        host = headers.get("host")
+        fix = (
+            "Start the server with --token (or set CODEINTERP_SERVER_TOKEN) and send 'Authorization: Bearer "
+            "<token>' to call it from a browser or through another host name."
+        )
+        if "origin" in headers:
+            response = error_response(
+                403,
+                "OriginNotAllowed",
+                "This server has no token, so it refuses requests from web pages (this one carries an Origin "
+                f"header: {headers['origin'][:100]!r}). {fix}",
+            )
+        elif host is not None and not is_loopback_host(host):
+            response = error_response(
+                403,
+                "HostNotAllowed",
+                f"This server has no token, so it only answers requests addressed to localhost, 127.0.0.1 or "
+                f"[::1] (this one names {host[:100]!r}). Call it at http://127.0.0.1:<port>, or: {fix}",
+            )
+        else:
+            await self.app(scope, receive, send)
+            return
+        await response(scope, receive, send)
+
+
+def is_loopback_host(host_header: str) -> bool:
+    """True if a ``Host`` header (``name[:port]``, ``[v6]:port``) names this machine's loopback interface."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        name, bracket, _ = host[1:].partition("]")
+        if not bracket:
+            return False
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 class PoolServer:
     """The routes and the sessions behind them; :func:`create_app` wires it into Starlette."""
 
@@ -186,6 +252,12 @@ class PoolServer:
             self.data_root = Path(self.config.data_root).expanduser().resolve()
             self.data_root.mkdir(parents=True, exist_ok=True)
         self.manager.start()
+        # The sandbox probe runs subprocesses (up to seconds); do it once now, off the event loop, so the first
+        # session does not pay for it. Its answer is cached for the process.
+        from ..local.sandbox import bwrap_support
+
+        support = await asyncio.to_thread(bwrap_support)
+        log.info("Sandbox: %s", f"bubblewrap at {support.path}" if support.usable else f"none ({support.reason})")
         log.info("Session pool ready; session data under %s", self.data_root)
         try:
             yield
@@ -200,16 +272,21 @@ class PoolServer:
             raise KernelError("The pool server has not started (its lifespan did not run); start it with uvicorn.")
         data_dir = self.data_root / f"session-{uuid.uuid4().hex}"
         data_dir.mkdir()
-        if self.config.backend_factory is not None:
-            return self.config.backend_factory(identifier, data_dir)
-        from ..local import LocalKernelBackend
+        try:
+            if self.config.backend_factory is not None:
+                return self.config.backend_factory(identifier, data_dir)
+            from ..local import LocalKernelBackend
 
-        options: dict[str, Any] = {
-            "timeout": self.config.max_execution_seconds,
-            "max_upload_bytes": self.config.max_upload_bytes,
-            **self.config.backend_options,
-        }
-        return LocalKernelBackend(session_id=identifier, data_dir=data_dir, **options)
+            options: dict[str, Any] = {
+                "timeout": self.config.max_execution_seconds,
+                "max_upload_bytes": self.config.max_upload_bytes,
+                **self.config.backend_options,
+            }
+            return LocalKernelBackend(session_id=identifier, data_dir=data_dir, **options)
+        except BaseException:
+            # No session owns the directory yet, so nothing else would ever remove it.
+            shutil.rmtree(data_dir, ignore_errors=True)
+            raise
 
     def _remove_session_dir(self, session: ManagedSession) -> None:
         data_dir = getattr(session.backend, "data_dir", None)
@@ -254,6 +331,15 @@ class PoolServer:
         return identifier
 
     async def _json_body(self, request: Request) -> dict[str, Any]:
+        # Only JSON: a browser can send text/plain or form bodies cross-origin without a CORS preflight.
+        media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json":
+            shown = f"Content-Type {media_type!r}" if media_type else "no Content-Type"
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"The request body must be JSON sent with 'Content-Type: application/json' (this one has {shown}).",
+            )
         raw = bytearray()
         limit = self.config.max_request_bytes
         async for chunk in request.stream():
@@ -449,21 +535,22 @@ class PoolServer:
 
         async with self.manager.use(identifier) as session:
             if want == "delete":
+                # The backend removes it with unlink_in_root (no link followed on the way).
                 await session.backend.adelete_file(rel)
                 return Response(status_code=204)
-            path = resolve_in_root(self._data_dir(session), rel, must_exist=True)
+            root = self._data_dir(session)
             if want == "content":
-                if not path.is_file():
-                    raise InvalidPathError(f"/mnt/data/{rel} is a directory, not a file; download the files in it.")
-                return FileResponse(path, media_type="application/octet-stream")
-            stat = path.stat()
-            entry = FileEntry(
-                rel,
-                stat.st_size,
-                datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc),
-                guess_mime_type(rel),
-                is_dir=path.is_dir(),
-            )
+                handle = await asyncio.to_thread(open_in_root, root, rel, "rb")
+                info = os.fstat(handle.fileno())
+                headers = {
+                    "content-length": str(info.st_size),
+                    "last-modified": formatdate(info.st_mtime, usegmt=True),
+                }
+                return StreamingResponse(
+                    _read_chunks(handle, info.st_size), media_type="application/octet-stream", headers=headers
+                )
+            info = await asyncio.to_thread(_stat_in_root, root, rel)
+            entry = FileEntry(rel, info.st_size, _mtime(info.st_mtime), guess_mime_type(rel), S_ISDIR(info.st_mode))
             return JSONResponse(wire.current_file(entry))
 
     # -- sessions -------------------------------------------------------------------------------------
@@ -529,29 +616,109 @@ class PoolServer:
         return JSONResponse(report)
 
 
+# -- session directory access without following links ----------------------------------------------------
+# Listing walks directory file descriptors (openat with O_NOFOLLOW), so code in the session that swaps a
+# directory for a symlink meanwhile cannot make the server list or stat anything outside /mnt/data.
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_FD_WALK = bool(_O_NOFOLLOW) and os.open in os.supports_dir_fd and os.scandir in os.supports_fd
+DirHandle = int | str  # a directory fd; a path where the platform has no dir_fd (Windows)
+
+
+def _open_directory(root: Path, rel: str) -> DirHandle:
+    """The directory ``rel`` under ``root``, reached without following any symlink (OSError if it is none)."""
+    if not _FD_WALK:  # pragma: no cover - Windows: best effort through resolve_in_root
+        path = resolve_in_root(root, rel, must_exist=True)
+        if not path.is_dir():
+            raise NotADirectoryError(str(path))
+        return str(path)
+    fd = os.open(root, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+    try:
+        for name in rel.split("/") if rel else []:
+            child = _open_child(fd, name)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _open_child(parent: DirHandle, name: str) -> DirHandle:
+    if isinstance(parent, str):  # pragma: no cover - Windows
+        return os.path.join(parent, name)
+    return os.open(name, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC, dir_fd=parent)
+
+
+def _close(handle: DirHandle) -> None:
+    if isinstance(handle, int):
+        os.close(handle)
+
+
+def _stat_in_root(root: Path, rel: str) -> os.stat_result:
+    """Status of the file or directory ``rel`` under ``root``; links, FIFOs and devices are refused."""
+    try:
+        handle = _open_directory(root, rel)
+    except OSError:
+        # Not a directory: open_in_root says whether it is a file, missing, a link or something else.
+        with open_in_root(root, rel, "rb") as file:
+            return os.fstat(file.fileno())
+    try:
+        return os.stat(handle)
+    finally:
+        _close(handle)
+
+
 def _scan(root: Path, directory: str, recursive: bool) -> list[FileEntry]:
-    """Entries of a directory under /mnt/data (symlinks that lead outside it are left out)."""
-    base = resolve_in_root(root, directory, must_exist=True)
-    if base.is_file():
-        stat = base.stat()
-        return [FileEntry(directory, stat.st_size, _mtime(stat.st_mtime), guess_mime_type(directory))]
+    """Entries of a directory under /mnt/data (a file lists as itself). Symbolic links are left out: the file
+    API never follows them, so they could be neither read nor written through it."""
+    try:
+        base = _open_directory(root, directory)
+    except OSError:
+        info = _stat_in_root(root, directory)
+        return [FileEntry(directory, info.st_size, _mtime(info.st_mtime), guess_mime_type(directory))]
     entries: list[FileEntry] = []
     pending = [(base, directory)]
-    while pending:
-        folder, rel_folder = pending.pop()
-        with os.scandir(folder) as listing:
-            for item in listing:
-                rel = f"{rel_folder}/{item.name}" if rel_folder else item.name
-                try:
-                    real = resolve_in_root(root, rel)
-                    stat = real.stat()
-                except (InvalidPathError, OSError):
-                    continue
-                is_dir = real.is_dir()
-                entries.append(FileEntry(rel, stat.st_size, _mtime(stat.st_mtime), guess_mime_type(rel), is_dir))
-                if is_dir and recursive and not item.is_symlink():
-                    pending.append((real, rel))
+    try:
+        while pending:
+            handle, rel_folder = pending.pop()
+            try:
+                with os.scandir(handle) as listing:
+                    items = list(listing)
+                for item in items:
+                    try:
+                        info = item.stat(follow_symlinks=False)
+                    except OSError:  # removed meanwhile
+                        continue
+                    if S_ISLNK(info.st_mode):
+                        continue
+                    rel = f"{rel_folder}/{item.name}" if rel_folder else item.name
+                    is_dir = S_ISDIR(info.st_mode)
+                    entries.append(FileEntry(rel, info.st_size, _mtime(info.st_mtime), guess_mime_type(rel), is_dir))
+                    if is_dir and recursive:
+                        with contextlib.suppress(OSError):  # replaced by a link or removed meanwhile
+                            pending.append((_open_child(handle, item.name), rel))
+            finally:
+                _close(handle)
+    finally:
+        for handle, _ in pending:
+            _close(handle)
     return sorted(entries, key=lambda e: e.path)
+
+
+def _read_chunks(handle: IO[bytes], size: int) -> Iterator[bytes]:
+    """The first ``size`` bytes of an open file, chunk by chunk (the Content-Length already promised them)."""
+    try:
+        remaining = size
+        while remaining > 0:
+            chunk = handle.read(min(_DOWNLOAD_CHUNK, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            yield chunk
+    finally:
+        handle.close()
 
 
 def _mtime(seconds: float) -> datetime:
@@ -664,5 +831,7 @@ def create_app(config: ServerConfig | None = None, **options: Any) -> Starlette:
     ]
     app = Starlette(routes=routes, exception_handlers=_exception_handlers(), lifespan=pool.lifespan)
     app.add_middleware(BearerAuth, token=config.token)
+    if config.token is None:
+        app.add_middleware(LocalCallersOnly)
     app.state.pool = pool
     return app
