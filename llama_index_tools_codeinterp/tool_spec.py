@@ -23,6 +23,7 @@ from llama_index.core.tools.utils import create_schema_from_function
 
 from .core import (
     Backend,
+    CodeInterpreterError,
     CodeInterpreterToolset,
     ConfigurationError,
     ExecutionResult,
@@ -75,14 +76,18 @@ class _ReplyTool(FunctionTool):
 
 
 class CodeInterpreterToolSpec(BaseToolSpec):
-    """A stateful, sandboxable Python code interpreter as LlamaIndex tools.
+    """A stateful, sandboxed Python code interpreter as LlamaIndex tools.
 
-    ``CodeInterpreterToolSpec()`` runs a local Jupyter kernel; ``backend=`` takes any backend (for example
-    ``AzureSessionsBackend``); ``pool_management_endpoint=`` (or the env var
+    ``CodeInterpreterToolSpec()`` runs a local Jupyter kernel, under the bubblewrap sandbox on Linux when it
+    is available (``sandbox="auto"``: no network, a read-only system, only ``/mnt/data`` and ``/tmp`` writable,
+    resource limits; ``status()["sandboxed"]`` says which). ``backend=`` takes any backend (a configured
+    ``LocalKernelBackend``, ``AzureSessionsBackend``); ``pool_management_endpoint=`` (or the env var
     ``AZURE_POOL_MANAGEMENT_ENDPOINT``) selects Azure Container Apps session pools.
 
-    Tools (``to_tool_list()``): ``code_interpreter``, ``upload_file``, ``download_file_to_local``,
-    ``list_files``, each with an async twin. The session's files live in ``/mnt/data``.
+    Tools for agents (``to_tool_list()``): ``code_interpreter``, ``upload_file``, ``download_file_to_local``,
+    ``list_files``, each with an async twin. The model gets compact text (a size budget per stream, figures as
+    ``/mnt/data/...`` paths, never base64); ``ToolOutput.raw_output`` carries the full :class:`ExecutionResult`
+    (or file objects) for your program. The session's files live in ``/mnt/data``.
 
     Args:
         backend: The session to use. Default: a new local kernel (or Azure, see above).
@@ -90,14 +95,29 @@ class CodeInterpreterToolSpec(BaseToolSpec):
         session_id: The session identifier for a backend created here (uuid4 by default).
         local_save_path: A host directory where every figure the code produces is also copied.
         sanitize_input: Strip Markdown code fences wrapped around the model's code.
-        image_blocks: Also send figures to the model as image blocks (vision models).
+        image_blocks: Also send figures to the model as image blocks (vision models; at most
+            ``render.max_images`` per run).
         allowed_upload_dirs: Host directories the *model* may upload from (none by default).
         allowed_download_dirs: Host directories the *model* may download into (none by default).
         render: Size budgets for what the model sees (about 4,000 characters per stream by default).
-        **backend_options: Passed to the backend created here (e.g. ``timeout=60``, ``data_dir=...``).
+        **backend_options: Passed to the backend created here. For the local backend the common ones are
+            ``timeout=220`` (seconds per run), ``sandbox="auto"`` (``True`` to require it, ``False`` to run
+            unsandboxed), ``allow_network=False``, ``limits={"memory": "4GB", "processes": 256, "disk": "2GB",
+            "cpu_seconds": None, ...}``, ``data_dir=None`` (an existing folder to use as ``/mnt/data``),
+            ``python=`` / ``kernel_name=`` (the kernel's environment), ``env={}``, ``startup_code=``, ``pool=``
+            (a ``KernelPool`` for a fast first call). See ``LocalKernelBackend`` and ``AzureSessionsBackend``.
+
+    Errors: a Python exception in the code is *data* (``properties.status == "Failure"`` and
+    ``response.execution.error``; the model reads ``error: Name: value``). Exceptions are raised for problems
+    with the interpreter or its inputs, all subclasses of ``CodeInterpreterError`` with a message that says what
+    to do: ``InvalidPathError`` (a path outside ``/mnt/data``), ``RemoteFileNotFoundError``,
+    ``SessionClosedError``, ``KernelError``, ``ConfigurationError``, and for Azure ``AuthenticationError``,
+    ``PermissionDeniedError``, ``SessionNotFoundError``, ``RateLimitError``, ``ServiceUnavailableError``.
+    Tool calls made by the model never raise these: the model gets the message as the tool's answer.
 
     Calls from your own Python code (``spec.upload_file(local_file_path=...)``) are not limited by the
-    allow-lists; only tool calls made by the model are.
+    allow-lists; only tool calls made by the model are. Close the spec (``close()`` or ``with``) to stop a
+    kernel it created; one dropped without closing is cleaned up when garbage-collected.
 
     Example:
         >>> from llama_index.core.agent.workflow import ReActAgent
@@ -162,7 +182,11 @@ class CodeInterpreterToolSpec(BaseToolSpec):
     def code_interpreter(self, python_code: str) -> CodeInterpreterResponse:
         """Run Python code in the session and return the Azure-shaped response dict.
 
-        The full result (rich outputs, files, error details) is on ``response.execution``.
+        ``response["properties"]`` has ``status`` (``Success``/``Failure``), ``stdout``, ``stderr``, ``result``
+        (the last expression's value as JSON, or an image descriptor with its ``file_full_path``) and
+        ``executionTimeInMilliseconds``. The full result (rich outputs, files created, error details, notices
+        about timeouts or restarts) is on ``response.execution``. A Python error in the code is returned, not
+        raised; ``SessionClosedError``/``KernelError`` (or a service error on Azure) are raised.
         """
         result = self.backend.execute(self.toolset.prepare_code(python_code))
         self._save_figures_locally(result)
@@ -171,7 +195,7 @@ class CodeInterpreterToolSpec(BaseToolSpec):
     async def acode_interpreter(self, python_code: str) -> CodeInterpreterResponse:
         """Async twin of :meth:`code_interpreter`."""
         result = await self.backend.aexecute(self.toolset.prepare_code(python_code))
-        self._save_figures_locally(result)
+        await self._asave_figures_locally(result)
         return CodeInterpreterResponse(result)
 
     def upload_file(
@@ -182,8 +206,10 @@ class CodeInterpreterToolSpec(BaseToolSpec):
     ) -> list[RemoteFile]:
         """Upload bytes, text, a binary file object, or a host file into ``/mnt/data``.
 
-        ``remote_file_path`` names the file in ``/mnt/data``; it defaults to the local file's name and is
-        required for ``data``. Returns a one-element list, like Azure's spec.
+        ``remote_file_path`` names the file in ``/mnt/data``; it defaults to the local file's name (or a file
+        object's ``name``) and is required for other ``data``. Returns a one-element list, like Azure's spec.
+        Raises ``ConfigurationError`` for missing arguments, ``InvalidPathError`` for a name outside
+        ``/mnt/data``, ``FileTooLargeError`` over the backend's limit.
         """
         remote, source = _upload_source(data, local_file_path, remote_file_path)
         return [self.backend.upload(remote, source)]
@@ -201,7 +227,11 @@ class CodeInterpreterToolSpec(BaseToolSpec):
     def download_file_to_local(
         self, remote_file_path: str, local_file_path: str | os.PathLike[str] | None = None
     ) -> io.BytesIO | None:
-        """Download a session file: to ``local_file_path`` (returns None), or into a ``BytesIO``."""
+        """Download a session file: to ``local_file_path`` (returns None), or into a ``BytesIO``.
+
+        Raises ``RemoteFileNotFoundError`` for a missing file, ``InvalidPathError`` for a path outside
+        ``/mnt/data`` or one that goes through a symbolic link.
+        """
         if local_file_path is not None:
             self.backend.download_to(remote_file_path, local_file_path)
             return None
@@ -241,12 +271,24 @@ class CodeInterpreterToolSpec(BaseToolSpec):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _save_figures_locally(self, result: ExecutionResult) -> None:
+    def _figures_to_save(self, result: ExecutionResult) -> list[tuple[str, Path]]:
         if self.local_save_path is None:
-            return
-        for output in result.images:
-            if output.saved_as:
-                self.backend.download_to(output.saved_as, self.local_save_path / Path(output.saved_as).name)
+            return []
+        return [(o.saved_as, self.local_save_path / Path(o.saved_as).name) for o in result.images if o.saved_as]
+
+    def _save_figures_locally(self, result: ExecutionResult) -> None:
+        for remote, local in self._figures_to_save(result):
+            self.backend.download_to(remote, local)
+
+    async def _asave_figures_locally(self, result: ExecutionResult) -> None:
+        for remote, local in self._figures_to_save(result):
+            await self.backend.adownload_to(remote, local)
+
+    @staticmethod
+    def _noting_failure(reply: ToolReply, exc: Exception) -> ToolReply:
+        # The run itself succeeded; the model hears that the host copy failed rather than losing the result.
+        reply.text += f"\n\nNOTE: the figures could not be copied to local_save_path: {exc}"
+        return reply
 
     # -- what the LLM gets ----------------------------------------------------------------------------
     def to_tool_list(  # type: ignore[override]
@@ -275,13 +317,19 @@ class CodeInterpreterToolSpec(BaseToolSpec):
         def code_interpreter(python_code: str) -> ToolReply:
             reply = ts.run_code(python_code)
             if isinstance(reply.artifact, ExecutionResult):
-                self._save_figures_locally(reply.artifact)
+                try:
+                    self._save_figures_locally(reply.artifact)
+                except (CodeInterpreterError, OSError) as exc:
+                    return self._noting_failure(reply, exc)
             return reply
 
         async def acode_interpreter(python_code: str) -> ToolReply:
             reply = await ts.arun_code(python_code)
             if isinstance(reply.artifact, ExecutionResult):
-                self._save_figures_locally(reply.artifact)
+                try:
+                    await self._asave_figures_locally(reply.artifact)
+                except (CodeInterpreterError, OSError) as exc:
+                    return self._noting_failure(reply, exc)
             return reply
 
         def upload_file(

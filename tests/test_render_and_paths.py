@@ -133,3 +133,15 @@ def test_azure_dict_values() -> None:
     assert _result(result=Output({"application/json": {"k": 1}})).azure_result_value() == {"k": 1}
     failed = _result(status=ExecutionStatus.FAILED, error=ExecutionError("E", "v")).to_azure_dict()
     assert failed["properties"]["status"] == "Failure" and failed["properties"]["error"]["name"] == "E"
+
+
+def test_render_budgets_a_huge_error_value_and_caps_images() -> None:
+    huge = _result(status=ExecutionStatus.FAILED, error=ExecutionError("ValueError", "A" * 200_000, "tb"))
+    text = render_execution(huge).text
+    assert text.startswith("error: ValueError: AAA") and len(text) < 5_000
+    assert "characters cut from the middle" in text
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    figures = [Output({"image/png": png}, saved_as=f"figure_{i}.png") for i in range(6)]
+    view = render_execution(_result(displays=figures), RenderOptions(max_images=4), with_images=True)
+    assert [img.path for img in view.images] == [f"/mnt/data/figure_{i}.png" for i in range(4)]
+    assert "2 more image(s) not shown: /mnt/data/figure_4.png, /mnt/data/figure_5.png" in view.text

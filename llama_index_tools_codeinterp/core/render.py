@@ -16,9 +16,25 @@ from dataclasses import dataclass, field
 from .models import ExecutionResult, Output, RemoteFile
 from .paths import remote_display_path
 
-__all__ = ["ImageRef", "LLMView", "RenderOptions", "clean_text", "human_size", "render_execution", "truncate"]
+__all__ = [
+    "ImageRef",
+    "LLMView",
+    "RenderOptions",
+    "clean_text",
+    "human_size",
+    "render_execution",
+    "strip_ansi",
+    "truncate",
+]
 
 _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
+
+
+def strip_ansi(text: str) -> str:
+    """Remove terminal colour and control sequences (CSI and OSC)."""
+    return _ANSI_RE.sub("", text)
+
+
 _TB_RULE_RE = re.compile(r"^-{20,}\s*$", re.MULTILINE)
 
 #: ``spill(name, text)`` saves ``text`` as a session file and returns its ``/mnt/data`` path (or None).
@@ -37,6 +53,8 @@ class RenderOptions:
     max_files: int = 30
     #: Save the full text of a cut stream as a session file and tell the model where it is.
     save_full_output: bool = True
+    #: Images handed to a vision model per run (when image blocks are on); the rest are named by path.
+    max_images: int = 4
 
 
 @dataclass
@@ -58,7 +76,7 @@ class LLMView:
 
 def clean_text(text: str) -> str:
     """Strip ANSI escapes and collapse carriage-return rewrites (progress bars) to their final state."""
-    text = _ANSI_RE.sub("", text)
+    text = strip_ansi(text)
     if "\r" in text:
         text = text.replace("\r\n", "\n")
         text = "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
@@ -127,7 +145,7 @@ def render_execution(
         if value:
             sections.append("result:\n" + budgeted("result", value))
     if result.error is not None:
-        sections.append(_render_error(result, opts))
+        sections.append(_render_error(result, opts, budgeted))
     if result.files:
         lines = [f"- {describe_file(f)}" for f in result.files[: opts.max_files]]
         if len(result.files) > opts.max_files:
@@ -143,6 +161,10 @@ def render_execution(
             mime = output.image_mime_type
             if data and mime and mime != "image/svg+xml":
                 images.append(ImageRef(remote_display_path(output.saved_as or ""), mime, data))
+        if len(images) > opts.max_images:
+            rest = ", ".join(img.path for img in images[opts.max_images :])
+            sections.append(f"({len(images) - opts.max_images} more image(s) not shown: {rest})")
+            images = images[: opts.max_images]
     return LLMView("\n\n".join(sections), images)
 
 
@@ -164,10 +186,11 @@ def _describe_output(output: Output) -> str:
     return f"[output of type {kinds}]"
 
 
-def _render_error(result: ExecutionResult, opts: RenderOptions) -> str:
+def _render_error(result: ExecutionResult, opts: RenderOptions, budgeted: Callable[[str, str], str]) -> str:
     error = result.error
     assert error is not None
-    head = f"error: {error}"
+    # The value can be arbitrarily long (raise ValueError(huge_text)): it gets the same budget as a stream.
+    head = "error: " + budgeted("error", str(error))
     tb = _TB_RULE_RE.sub("", clean_text(error.traceback)).strip("\n")
     if not tb:
         return head

@@ -69,9 +69,10 @@ def strip_code_fences(code: str) -> str:
 class HostPathPolicy:
     """Which host directories a model-invoked upload (read) or download (write) may touch."""
 
-    def __init__(self, allowed_dirs: Iterable[str | os.PathLike[str]] = (), *, purpose: str) -> None:
+    def __init__(self, allowed_dirs: Iterable[str | os.PathLike[str]] = (), *, purpose: str, option: str) -> None:
         self.allowed_dirs: tuple[Path, ...] = tuple(Path(d).expanduser().resolve() for d in allowed_dirs)
         self._purpose = purpose
+        self._option = option
 
     def check(self, path: str | os.PathLike[str]) -> Path:
         """The resolved host path, or :class:`HostPathNotAllowedError` if it is outside every allowed dir."""
@@ -82,8 +83,7 @@ class HostPathPolicy:
         if not self.allowed_dirs:
             raise HostPathNotAllowedError(
                 f"{self._purpose} host files is not allowed for the model in this application. Use files in "
-                f"{DATA_ROOT} instead (the developer can allow host directories with "
-                f"allowed_{'upload' if 'Reading' in self._purpose else 'download'}_dirs)."
+                f"{DATA_ROOT} instead (the developer can allow host directories with {self._option})."
             )
         allowed_text = ", ".join(str(d) for d in self.allowed_dirs)
         raise HostPathNotAllowedError(
@@ -128,8 +128,8 @@ class CodeInterpreterToolset:
         self.render = render or RenderOptions()
         self.sanitize_input = sanitize_input
         self.image_blocks = image_blocks
-        self.upload_policy = HostPathPolicy(allowed_upload_dirs, purpose="Reading")
-        self.download_policy = HostPathPolicy(allowed_download_dirs, purpose="Writing")
+        self.upload_policy = HostPathPolicy(allowed_upload_dirs, purpose="Reading", option="allowed_upload_dirs")
+        self.download_policy = HostPathPolicy(allowed_download_dirs, purpose="Writing", option="allowed_download_dirs")
 
     @property
     def code_interpreter_description(self) -> str:
@@ -271,6 +271,8 @@ class CodeInterpreterToolset:
 
 def _needs_spill(result: ExecutionResult, limit: int) -> bool:
     texts = [result.stdout, result.stderr, *(o.text or "" for o in [*result.displays, result.result] if o)]
+    if result.error is not None:
+        texts.append(str(result.error))
     return any(len(t) > limit for t in texts)
 
 

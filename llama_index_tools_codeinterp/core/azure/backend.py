@@ -32,6 +32,7 @@ from ..errors import (
 )
 from ..models import ExecutionError, ExecutionResult, ExecutionStatus, Output, RemoteFile
 from ..paths import guess_mime_type, normalize_remote_path, remote_display_path
+from ..render import strip_ansi
 from .auth import CredentialTokenProvider, TokenCredentialLike, TokenProvider
 from .dialects import (
     DEFAULT_API_VERSION,
@@ -43,7 +44,6 @@ from .dialects import (
     parse_file_list,
     parse_uploaded_file,
     result_from_extension,
-    strip_ansi,
 )
 from .transport import Body, RetryPolicy, SessionsTransport
 

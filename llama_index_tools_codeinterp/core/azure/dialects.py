@@ -21,6 +21,7 @@ from urllib.parse import quote
 from ..errors import ConfigurationError
 from ..models import ExecutionError, ExecutionResult, ExecutionStatus, Output, RemoteFile
 from ..paths import guess_mime_type
+from ..render import strip_ansi
 
 __all__ = [
     "CURRENT_API_VERSIONS",
@@ -253,7 +254,6 @@ def _str_or_none(value: Any) -> str | None:
     return str(value) if value not in (None, "") else None
 
 
-_ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # "ZeroDivisionError: division by zero", "pandas.errors.ParserError: ...", or a bare "KeyboardInterrupt".
 _EXCEPTION_LINE_RE = re.compile(r"^(?P<name>(?:[A-Za-z_]\w*\.)*[A-Z]\w*)(?::\s?(?P<value>.*))?$")
 _EXCEPTION_SUFFIXES = ("Error", "Exception", "Exit", "Interrupt", "Iteration", "Warning", "Timeout")
@@ -262,7 +262,7 @@ _EXCEPTION_SUFFIXES = ("Error", "Exception", "Exit", "Interrupt", "Iteration", "
 def error_from_text(*texts: str) -> ExecutionError | None:
     """Find the ``Name: value`` line of a Python traceback in stderr/stdout text (the last one wins)."""
     for text in texts:
-        clean = _ANSI_RE.sub("", text or "")
+        clean = strip_ansi(text or "")
         for line in reversed(clean.strip().splitlines()):
             match = _EXCEPTION_LINE_RE.match(line.strip())
             if not match:
@@ -274,10 +274,6 @@ def error_from_text(*texts: str) -> ExecutionError | None:
                 continue
             return ExecutionError(name=name, value=(match.group("value") or "").strip(), traceback=clean.strip("\n"))
     return None
-
-
-def strip_ansi(text: str) -> str:
-    return _ANSI_RE.sub("", text)
 
 
 # -- the codeinterp extension -------------------------------------------------------------------------

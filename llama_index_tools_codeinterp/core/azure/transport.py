@@ -216,8 +216,13 @@ def _service_detail(response: requests.Response) -> tuple[str | None, str]:
         elif isinstance(payload.get("message"), str):
             message = payload["message"]
     elif not payload:
-        message = (response.text or "").strip()[:500]
-    return code, message
+        message = (response.text or "").strip()
+    # The message ends up in an exception the model may read: keep it short whatever the service sent.
+    return (code[:100] if code else None), _shorten(message, 500)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _status_error(response: requests.Response, what: str, not_found: Callable[[str], Exception] | None) -> Exception:

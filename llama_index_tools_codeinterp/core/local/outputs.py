@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -11,10 +10,9 @@ from typing import Any
 
 from ..models import ExecutionError, Output, RemoteFile
 from ..paths import guess_mime_type
+from ..render import strip_ansi
 
-__all__ = ["ANSI_RE", "FileSnapshot", "RunCollector", "StreamBuffer", "diff_snapshots", "snapshot"]
-
-ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
+__all__ = ["FileSnapshot", "RunCollector", "StreamBuffer", "diff_snapshots", "snapshot"]
 
 #: Directory entries a snapshot visits at most; a data directory bigger than that is only partly watched.
 MAX_SNAPSHOT_ENTRIES = 20_000
@@ -109,7 +107,7 @@ class RunCollector:
             self.error = ExecutionError(
                 name=content.get("ename", "Error"),
                 value=content.get("evalue", ""),
-                traceback=ANSI_RE.sub("", "\n".join(content.get("traceback", []))),
+                traceback=strip_ansi("\n".join(content.get("traceback", []))),
             )
         elif kind == "status" and content.get("execution_state") == "idle":
             return True
