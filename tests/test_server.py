@@ -316,6 +316,74 @@ def test_llamaindex_azure_code_interpreter_tool_spec(url: str, tmp_path: Path) -
     assert spec.code_interpreter("sum(map(int, open('numbers.txt').read().split()))")["properties"]["result"] == 6
 
 
+# -- session code racing the file API ----------------------------------------------------------------------
+FLIPPER = """
+import os, threading
+flips = 0
+stop_flipping = False
+def _flip():
+    global flips
+    while not stop_flipping:
+        with open('flip.regular', 'wb') as f:
+            f.write(b'regular content')
+        os.replace('flip.regular', 'flip.txt')
+        os.symlink(HOST_FILE, 'flip.link')
+        os.replace('flip.link', 'flip.txt')
+        flips += 1
+threading.Thread(target=_flip, daemon=True).start()
+"""
+
+
+def test_download_never_follows_a_file_swapped_for_a_symlink(url: str, http: requests.Session, tmp_path: Path) -> None:
+    host_file = tmp_path / "host-secret.txt"
+    host_file.write_bytes(b"HOST SECRET - must never be served")
+    sid = new_id()
+    started = call(http, url, "POST", "executions", sid, CURRENT, json={"code": f"HOST_FILE = {str(host_file)!r}"})
+    assert started.status_code == 200
+    assert call(http, url, "POST", "executions", sid, CURRENT, json={"code": FLIPPER}).json()["status"] == "Succeeded"
+    outcomes: dict[int, int] = {}
+    try:
+        for i in range(200):
+            path = "files/flip.txt/content" if i % 2 else "files/content/flip.txt"
+            response = call(http, url, "GET", path, sid, CURRENT if i % 2 else LEGACY)
+            assert b"HOST SECRET" not in response.content, f"download {i} served the host file"
+            if response.status_code == 200:
+                assert response.content == b"regular content"
+            else:
+                assert_error(response, 400, "InvalidPath")  # the final component was a symlink just then
+            outcomes[response.status_code] = outcomes.get(response.status_code, 0) + 1
+            metadata = call(http, url, "GET", "files/flip.txt", sid, CURRENT)
+            assert metadata.status_code in (200, 400) and "HOST SECRET" not in metadata.text
+            if metadata.status_code == 200:
+                assert metadata.json()["sizeInBytes"] == len(b"regular content")
+    finally:
+        stopped = call(http, url, "POST", "executions", sid, CURRENT, json={"code": "stop_flipping = True\nflips"})
+        call(http, url, "DELETE", "session", sid, CURRENT)
+    assert stopped.json()["result"]["executionResult"] > 200, "the flipping thread barely ran"
+    # Both states were hit, so the race really was exercised.
+    assert outcomes.get(200) and outcomes.get(400), outcomes
+
+
+def test_listing_leaves_out_links_and_never_stats_through_them(url: str, http: requests.Session) -> None:
+    sid = new_id()
+    code = "import os\nos.makedirs('real/deep')\nopen('real/deep/f.txt', 'w').write('12345')\n"
+    code += "os.symlink('/etc', 'etc-link')"
+    assert call(http, url, "POST", "executions", sid, CURRENT, json={"code": code}).json()["status"] == "Succeeded"
+    deep = call(http, url, "GET", "files", sid, CURRENT, params={"recursive": "true"})
+    assert {(e["directory"], e["name"], e["type"]) for e in deep.json()["value"]} == {
+        ("", "real", "Directory"),
+        ("real", "deep", "Directory"),
+        ("real/deep", "f.txt", "File"),
+    }
+    sized = call(http, url, "GET", "files/real/deep/f.txt", sid, CURRENT).json()
+    assert sized["sizeInBytes"] == 5 and sized["type"] == "File"
+    assert call(http, url, "GET", "files/real", sid, CURRENT).json()["type"] == "Directory"
+    assert_error(call(http, url, "GET", "files/etc-link", sid, CURRENT), 400, "InvalidPath")
+    listed_through_link = http.get(f"{url}/files?api-version={CURRENT}&identifier={sid}&path=etc-link", timeout=30)
+    assert_error(listed_through_link, 400, "InvalidPath")
+    call(http, url, "DELETE", "session", sid, CURRENT)
+
+
 # -- many sessions at once -----------------------------------------------------------------------------
 def test_twenty_concurrent_sessions_do_not_cross_talk(url: str) -> None:
     ids = [f"crowd-{i:02d}-{uuid.uuid4().hex[:8]}" for i in range(20)]
@@ -372,6 +440,25 @@ MALFORMED = [
         400,
     ),
     ("json array", "POST", "executions", WITNESS, CURRENT, {"json": ["code"]}, 400),
+    (
+        "text/plain execute",
+        "POST",
+        "executions",
+        WITNESS,
+        CURRENT,
+        {"data": b'{"code": "1"}', "headers": {"Content-Type": "text/plain"}},
+        415,
+    ),
+    ("execute without content type", "POST", "code/execute", WITNESS, LEGACY, {"data": b'{"code": "1"}'}, 415),
+    (
+        "form-encoded execute",
+        "POST",
+        "executions",
+        WITNESS,
+        CURRENT,
+        {"data": {"code": "1"}},
+        415,
+    ),
     (
         "missing code",
         "POST",

@@ -19,6 +19,7 @@ import requests
 from pool_server import running_pool_server, server_app
 
 from llama_index_tools_codeinterp.core.errors import ConfigurationError
+from llama_index_tools_codeinterp.core.local import LocalKernelBackend
 from llama_index_tools_codeinterp.core.server import check_bind_allowed
 
 CURRENT = "2025-10-02-preview"
@@ -165,10 +166,57 @@ def test_no_token_is_refused_beyond_loopback() -> None:
     assert "Refusing to listen on '0.0.0.0' without a token" in refused.stderr and "--token" in refused.stderr
 
 
-def test_tokenless_loopback_server_accepts_calls() -> None:
+def test_tokenless_loopback_server_accepts_local_calls_and_refuses_web_pages() -> None:
     with running_pool_server(token=None) as url:
-        listed = requests.get(f"{url}/files?api-version={CURRENT}&identifier={uuid.uuid4()}", timeout=30)
+        port = url.rsplit(":", 1)[1]
+        files = f"{url}/files?api-version={CURRENT}&identifier={uuid.uuid4()}"
+        listed = requests.get(files, timeout=30)
         assert listed.status_code == 200 and listed.json()["value"] == []
+        for host in (f"localhost:{port}", "localhost", f"[::1]:{port}", f"127.0.0.1:{port}"):
+            assert requests.get(files, headers={"Host": host}, timeout=30).status_code == 200, host
+
+        sid = str(uuid.uuid4())
+        target = f"{url}/executions?api-version={CURRENT}&identifier={sid}"
+        # What a web page can send without a CORS preflight: a text/plain POST, with the browser's Origin.
+        page = requests.post(
+            target,
+            data="{\"code\": \"open('/tmp/pwned', 'w')\"}",
+            headers={"Content-Type": "text/plain", "Origin": "https://evil.example"},
+            timeout=30,
+        )
+        assert page.status_code == 403 and page.json()["error"]["code"] == "OriginNotAllowed"
+        assert "--token" in page.json()["error"]["message"]
+        # Even as JSON, and even from a local-looking origin: a browser page is not a local program.
+        for origin in ("https://evil.example", "http://127.0.0.1:8000", "null"):
+            refused = requests.post(target, json={"code": "1"}, headers={"Origin": origin}, timeout=30)
+            assert refused.status_code == 403, origin
+        # DNS rebinding: the page's own host name resolves to 127.0.0.1, so the request names it in Host.
+        for host in (f"evil.example:{port}", "attacker.test", f"127.0.0.1.nip.io:{port}", "[2001:db8::1]:80"):
+            rebound = requests.post(target, json={"code": "1"}, headers={"Host": host}, timeout=30)
+            assert rebound.status_code == 403 and rebound.json()["error"]["code"] == "HostNotAllowed", host
+            assert rebound.headers["x-ms-error-code"] == "HostNotAllowed"
+        assert sid not in server_app(url).state.pool.manager, "a refused request must not start a session"
+
+        plain = requests.post(target, data='{"code": "1"}', headers={"Content-Type": "text/plain"}, timeout=30)
+        assert plain.status_code == 415 and plain.json()["error"]["code"] == "UnsupportedMediaType"
+        assert "application/json" in plain.json()["error"]["message"]
+        charset = requests.post(
+            target, data=b'{"code": "6 * 7"}', headers={"Content-Type": "application/json; charset=utf-8"}, timeout=30
+        )
+        assert charset.status_code == 200 and charset.json()["result"]["executionResult"] == 42
+
+
+def test_token_server_answers_pages_that_carry_the_token(small: str) -> None:
+    # With a token, only the token matters: a browser app that holds it may call from any origin or host name.
+    sid = str(uuid.uuid4())
+    response = requests.post(
+        f"{small}/executions?api-version={CURRENT}&identifier={sid}",
+        json={"code": "1 + 1"},
+        headers={**AUTH, "Origin": "https://app.example", "Host": "pool.example"},
+        timeout=60,
+    )
+    assert response.status_code == 200 and response.json()["result"]["executionResult"] == 2
+    requests.delete(f"{small}/session?api-version={CURRENT}&identifier={sid}", headers=AUTH, timeout=30)
 
 
 def _free_port() -> int:
@@ -207,3 +255,16 @@ def test_cli_serve_stops_every_kernel_on_sigterm(tmp_path: Path) -> None:
             server.wait()
     assert wait_gone(pids) == [], "kernels outlived the server"
     assert list((tmp_path / "pool").iterdir()) == []  # session directories removed, the given root kept
+
+
+def test_backend_that_cannot_be_built_leaves_no_session_directory(tmp_path: Path) -> None:
+    def misconfigured(identifier: str, data_dir: Path) -> LocalKernelBackend:
+        return LocalKernelBackend(session_id=identifier, data_dir=data_dir, limits={"processes": 1})
+
+    with running_pool_server(token="limits-token", data_root=tmp_path, backend_factory=misconfigured) as url:
+        for _ in range(2):
+            refused = execute(url, str(uuid.uuid4()), "1")
+            assert refused.status_code == 503 and refused.json()["error"]["code"] == "SessionBackendMisconfigured"
+            assert "processes" in refused.json()["error"]["message"]
+        assert list(tmp_path.iterdir()) == [], "the data directory of a session that never started was left behind"
+        assert len(server_app(url).state.pool.manager) == 0

@@ -119,3 +119,80 @@ def test_bad_settings_are_refused_with_the_fix() -> None:
         SessionManager(factory, max_sessions=0)
     with pytest.raises(ConfigurationError, match="file_ttl"):
         SessionManager(factory, file_ttl=-1)
+
+
+def _slow_factory(built: list[LocalKernelBackend]):  # type: ignore[no-untyped-def]
+    """A real backend that takes a while to build, as a first one does while it probes the sandbox."""
+
+    def make(session_id: str) -> LocalKernelBackend:
+        time.sleep(0.5)
+        backend = factory(session_id)
+        built.append(backend)
+        return backend
+
+    return make
+
+
+async def test_concurrent_first_calls_share_one_session_built_off_the_event_loop() -> None:
+    built: list[LocalKernelBackend] = []
+    manager = SessionManager(_slow_factory(built), max_sessions=2)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        first_calls = [manager.aget_or_create("same") for _ in range(5)]
+        results = await asyncio.gather(
+            *first_calls, manager.aget_or_create("other"), manager.aget_or_create("third"), return_exceptions=True
+        )
+        same = results[:5]
+        assert all(isinstance(s, ManagedSession) and s is same[0] for s in same), results
+        assert sorted(b.session_id for b in built) == ["other", "same"]
+        # Sessions still being built count against the cap.
+        assert isinstance(results[6], SessionLimitError)
+        # The loop kept running while the backends were built (it would tick ~50 times in 0.5 s).
+        assert ticks >= 10, f"the event loop was blocked: {ticks} ticks"
+        async with manager.use("same") as session:
+            assert (await session.backend.aexecute("6 * 7")).text == "42"
+    finally:
+        ticker.cancel()
+        await manager.aclose()
+
+
+async def test_failed_build_reaches_every_waiter_and_the_next_call_retries() -> None:
+    attempts: list[str] = []
+
+    def flaky(session_id: str) -> LocalKernelBackend:
+        attempts.append(session_id)
+        if len(attempts) == 1:
+            time.sleep(0.2)
+            return LocalKernelBackend(session_id=session_id, limits={"processes": 1}, **OPTIONS)
+        return factory(session_id)
+
+    manager = SessionManager(flaky)
+    try:
+        results = await asyncio.gather(*(manager.aget_or_create("retry") for _ in range(3)), return_exceptions=True)
+        assert attempts == ["retry"] and all(isinstance(r, ConfigurationError) for r in results), results
+        assert "retry" not in manager
+        async with manager.use("retry") as session:
+            assert (await session.backend.aexecute("1 + 1")).text == "2"
+        assert attempts == ["retry", "retry"]
+    finally:
+        await manager.aclose()
+
+
+async def test_shutdown_while_a_backend_is_built_closes_it() -> None:
+    built: list[LocalKernelBackend] = []
+    manager = SessionManager(_slow_factory(built))
+    pending = asyncio.create_task(manager.aget_or_create("late"))
+    await asyncio.sleep(0.1)  # the build is under way in its thread
+    await manager.aclose()
+    with pytest.raises(SessionLimitError, match="shut down"):
+        await pending
+    assert [b.session_id for b in built] == ["late"] and built[0].status()["closed"] is True
+    assert "late" not in manager
