@@ -50,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
             "  codeinterp serve                                   # 127.0.0.1:8765, no token (local use only)\n"
             '  codeinterp serve --host 0.0.0.0 --token "$(openssl rand -hex 24)"\n'
             "  CODEINTERP_SERVER_TOKEN=secret codeinterp serve --cooldown 600 --max-sessions 20\n\n"
-            "GET /health answers without a token; GET /status reports every session (token required)."
+            "GET /health answers without a token; GET /status reports every session (token required).\n"
+            "Without a token only local programs may call: requests from web pages (an Origin header) or\n"
+            "addressed to a non-loopback host name are refused with 403."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

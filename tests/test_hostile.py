@@ -226,6 +226,70 @@ for i in range(2000):
     assert_usable(hostile)
 
 
+def test_writing_into_the_socket_dir_counts_against_the_disk_limit(hostile: LocalKernelBackend) -> None:
+    # The IPC socket dir is on the host and writable by the kernel: what it puts there counts like /mnt/data.
+    code = """
+import json, os
+from ipykernel import get_connection_file
+sockets = os.path.dirname(json.load(open(get_connection_file()))['ip'])
+for i in range(6):
+    with open(os.path.join(sockets, f'junk_{i}.bin'), 'wb') as f:
+        f.write(b'x' * (4 * 1024 * 1024))
+sockets
+"""
+    r = hostile.execute(code)
+    assert r.error is None, r.error
+    assert eval(r.text or "''") == str(hostile._confinement.socket_dir)
+    assert any("disk limit" in n and "limits.disk" in n for n in r.notices), r.notices
+    with pytest.raises(FileTooLargeError, match="disk limit"):
+        hostile.upload("more.bin", b"y" * 1024)
+    cleanup = "import glob, os\nfor p in glob.glob(os.path.join(sockets, 'junk_*.bin')): os.remove(p)"
+    assert hostile.execute(cleanup).error is None
+    hostile.upload("more.bin", b"y" * 1024)
+    hostile.delete_file("more.bin")
+    assert_usable(hostile)
+
+
+def test_the_kernel_cannot_make_the_host_read_a_file_through_its_log(
+    hostile: LocalKernelBackend, tmp_path: Path
+) -> None:
+    secret = tmp_path / "host-secret.txt"
+    secret.write_text("HOST SECRET 42")
+    host_log = hostile._confinement.log_path
+    code = f"""
+import os
+from ipykernel import get_connection_file
+log = os.path.join(os.path.dirname(get_connection_file()), 'kernel.log')
+visible = os.path.exists(log)
+try:
+    if os.path.lexists(log):
+        os.remove(log)
+    os.symlink({str(secret)!r}, log)
+    with open(log + '.marker', 'w') as f:
+        f.write('planted')
+    planted = True
+except OSError:
+    planted = False
+(visible, planted)
+"""
+    visible, planted = eval(hostile.execute(code).text or "()")
+    try:
+        # The host reads its log (e.g. into a start-failure message) without following a link.
+        message = hostile._start_failure_message(RuntimeError("probe"))
+        assert "HOST SECRET" not in message
+        if sandboxed(hostile):
+            assert not visible  # the log is not in the sandbox at all ...
+            assert not host_log.is_symlink() and host_log.is_file()  # ... so the host's is untouched
+            assert not host_log.with_name("kernel.log.marker").exists()
+        else:
+            assert visible and planted  # the danger, contained only by not following links
+    finally:
+        if host_log.is_symlink():
+            host_log.unlink()
+        host_log.with_name("kernel.log.marker").unlink(missing_ok=True)
+    assert_usable(hostile)
+
+
 # -- the host's files -----------------------------------------------------------------------------------------
 def test_writing_etc(hostile: LocalKernelBackend) -> None:
     if sandboxed(hostile):
@@ -243,7 +307,7 @@ def test_writing_the_home_directory(hostile: LocalKernelBackend) -> None:
     home = str(Path.home())
     if sandboxed(hostile):
         r = hostile.execute(
-            f"import os\nopen(os.path.expanduser('~/probe.txt'), 'w').write('x')\nos.path.expanduser('~')"
+            "import os\nopen(os.path.expanduser('~/probe.txt'), 'w').write('x')\nos.path.expanduser('~')"
         )
         # HOME is the private /tmp ...
         assert r.text == "'/tmp'"

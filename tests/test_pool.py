@@ -8,9 +8,11 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -174,6 +176,37 @@ def test_only_matching_sessions_take_a_pooled_kernel(pool: KernelPool, tmp_path:
     finally:
         own_dir.close()
         other_env.close()
+
+
+def _host_resources() -> set[str]:
+    """This process's session temp dirs and pids cgroups, as they exist on the host right now."""
+    from llama_index_tools_codeinterp.core.local.sandbox import PidsCgroup
+
+    found = {str(p) for p in Path(tempfile.gettempdir()).glob("codeinterp-*")}
+    controller = PidsCgroup._controller_root()
+    if controller is not None and (controller / "codeinterp").is_dir():
+        found |= {str(p) for p in (controller / "codeinterp").glob(f"{os.getpid()}-*")}
+    return found
+
+
+def _resources_of(backend: LocalKernelBackend) -> set[str]:
+    cgroup = backend._confinement._cgroup
+    return {str(backend.data_dir), str(backend._runtime_dir), *([str(cgroup.path)] if cgroup else [])}
+
+
+def test_taking_a_pooled_kernel_leaves_nothing_behind(pool: KernelPool) -> None:
+    pool.wait_full(timeout=60)
+    before = _host_resources()
+    waiting = set().union(*(_resources_of(b) for b in list(pool._ready)))
+    backend = _pooled(pool)
+    mine = _resources_of(backend)
+    assert mine <= waiting  # the session runs on the donor's dirs and cgroup and made none of its own
+    backend.close()
+    pool.wait_full(timeout=60)
+    after = _host_resources()
+    refilled = set().union(*(_resources_of(b) for b in list(pool._ready)))
+    assert not mine & after  # closing removed them
+    assert after <= (before - mine) | refilled, after - before - refilled  # nothing else appeared
 
 
 def test_a_pooled_kernel_that_died_while_waiting_is_not_handed_out() -> None:

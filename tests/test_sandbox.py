@@ -75,6 +75,68 @@ print("WARNINGS:", log.getvalue().count("WITHOUT a sandbox"))
     assert "WARNINGS: 1" in out.stdout
 
 
+def test_kernel_log_is_read_without_following_links_and_capped(tmp_path: Path) -> None:
+    from llama_index_tools_codeinterp.core.local.sandbox import KernelConfinement
+
+    data, runtime = tmp_path / "data", tmp_path / "runtime"
+    data.mkdir()
+    runtime.mkdir()
+    confinement = KernelConfinement(mode=False, allow_network=False, limits=None, session_id="s").attach(data, runtime)
+    try:
+        secret = tmp_path / "host-secret.txt"
+        secret.write_text("HOST SECRET")
+        confinement.log_path.symlink_to(secret)
+        assert confinement.read_log_tail() == ""  # a link planted in its place is not followed
+        with pytest.raises(OSError):
+            confinement.open_log()
+        confinement.log_path.unlink()
+        with confinement.open_log() as log_file:
+            log_file.write(b"early line\n" + b"x" * 10_000 + b"\nlast line")
+        tail = confinement.read_log_tail(100)
+        assert tail.endswith("last line") and len(tail) <= 100 and "early" not in tail
+    finally:
+        confinement.close()
+
+
+def test_named_kernelspec_gets_the_process_limit_shim_only_if_it_is_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from llama_index_tools_codeinterp.core.local.kernel import KernelLaunchConfig
+
+    for name, language, argv in [
+        ("codeinterp-py", "python", [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]),
+        ("codeinterp-r", "R", ["R", "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"]),
+    ]:
+        spec_dir = tmp_path / "kernels" / name
+        spec_dir.mkdir(parents=True)
+        (spec_dir / "kernel.json").write_text(json.dumps({"argv": argv, "language": language, "display_name": name}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    wrapped = {"wrapper": ("bwrap", "--"), "interrupt_mode": "message", "nproc_inside": 64}
+    py = KernelLaunchConfig(kernel_name="codeinterp-py", **wrapped).kernel_spec()  # type: ignore[arg-type]
+    assert py is not None
+    assert py.argv[:4] == ["bwrap", "--", sys.executable, "-c"] and py.argv[5:8] == ["64", "-m", "ipykernel_launcher"]
+    r = KernelLaunchConfig(kernel_name="codeinterp-r", **wrapped).kernel_spec()  # type: ignore[arg-type]
+    assert r is not None and r.argv[:2] == ["bwrap", "--"] and Path(r.argv[2]).name == "R" and "-c" not in r.argv
+    if bwrap_support().usable:
+        # The status does not claim a process limit that the missing shim cannot apply.
+        from llama_index_tools_codeinterp.core.local.sandbox import KernelConfinement
+
+        (tmp_path / "data").mkdir()
+        (tmp_path / "runtime").mkdir()
+        confinement = KernelConfinement(mode=True, allow_network=False, limits=None, session_id="s")
+        confinement.attach(tmp_path / "data", tmp_path / "runtime")
+        try:
+            launch = KernelLaunchConfig(kernel_name="codeinterp-r")
+            confinement.prepare(launch, {"PATH": os.environ.get("PATH", "/usr/bin")})
+            assert launch.nproc_inside is None
+            enforced = confinement.status()["process_limit_enforced"]
+            assert enforced == ("cgroup pids.max" if confinement._cgroup is not None else None)
+        finally:
+            confinement.close()
+
+
 # -- inside the sandbox ----------------------------------------------------------------------------------------
 def test_status_reports_the_sandbox(boxed: LocalKernelBackend) -> None:
     status = boxed.status()
@@ -99,23 +161,76 @@ import os, sys
     assert (boxed.data_dir / "hello.txt").read_bytes() == b"hi"
 
 
+def _repo_root() -> Path:
+    here = Path(__file__).resolve().parent
+    return next(p for p in [here, *here.parents] if (p / "pyproject.toml").is_file())
+
+
 def test_only_system_trees_and_the_interpreter_are_visible(boxed: LocalKernelBackend) -> None:
     from llama_index_tools_codeinterp.core.local.sandbox import SYSTEM_ROOTS
 
     code = (
         "import os, sys\n"
         "tops = sorted(os.listdir('/'))\n"
-        "prefixes = {p.split('/')[1] for p in [sys.prefix, sys.base_prefix, *sys.path] if p.startswith('/')}\n"
+        "prefixes = {p.split('/')[1] for p in [sys.prefix, sys.base_prefix, sys.exec_prefix] if p.startswith('/')}\n"
         "try:\n    shadow = open('/etc/shadow').read()\nexcept OSError:\n    shadow = ''\n"
         "(tops, sorted(prefixes), shadow, os.path.exists('/var'), os.path.exists('/srv'))"
     )
     tops, prefixes, shadow, has_var, has_srv = eval(boxed.execute(code).text or "()")
+    # Only the interpreter's prefixes, not every sys.path entry (an editable install adds its project root).
     allowed = {r.strip("/") for r in SYSTEM_ROOTS} | {"proc", "dev", "sys", "tmp", "mnt"} | set(prefixes)
     assert set(tops) <= allowed, set(tops) - allowed
     assert shadow == ""
     assert not has_var and not has_srv
     r = boxed.execute("open('/usr/codeinterp_probe', 'w')")
     assert r.error is not None
+
+
+def test_the_project_tree_is_not_visible(boxed: LocalKernelBackend) -> None:
+    # This repository (an editable install puts it on sys.path; it holds .git and maybe a .env) stays outside.
+    # Only the way to the venv exists inside when the venv lives in it, as it does in development.
+    root = _repo_root()
+    venv_parts = set()
+    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix}:
+        real = Path(prefix).resolve()
+        if real.is_relative_to(root) and real != root:
+            venv_parts.add(real.relative_to(root).parts[0])
+    code = f"""
+import os
+root = {str(root)!r}
+try:
+    listed = sorted(os.listdir(root))
+except OSError as exc:
+    listed = type(exc).__name__
+(listed, os.path.exists(root + '/.git'), os.path.exists(root + '/pyproject.toml'))
+"""
+    listed, has_git, has_pyproject = eval(boxed.execute(code).text or "()")
+    assert not has_git and not has_pyproject
+    assert listed == "FileNotFoundError" or set(listed) <= venv_parts, listed
+    assert boxed.execute("import llama_index_tools_codeinterp").error is not None  # its source is not inside
+    # ... while the installed packages the kernel needs are (it is running).
+    assert boxed.execute("import ipykernel, numpy\n'ok'").text == "'ok'"
+
+
+def test_host_runtime_files_are_out_of_reach(boxed: LocalKernelBackend) -> None:
+    # Of the host's runtime dir only the socket dir, the packages dir and the connection file (read-only) exist.
+    code = """
+import os
+from ipykernel import get_connection_file
+conn = get_connection_file()
+runtime = os.path.dirname(conn)
+try:
+    open(conn, 'a').close()
+    conn_writable = True
+except OSError:
+    conn_writable = False
+(runtime, sorted(os.listdir(runtime)), conn_writable)
+"""
+    runtime, listed, conn_writable = eval(boxed.execute(code).text or "()")
+    assert runtime == str(boxed._runtime_dir)
+    assert listed == ["connection.json", "ipc", "site-packages"]
+    assert not conn_writable
+    assert (boxed._runtime_dir / "kernel.log").is_file()  # it exists on the host, just not inside
 
 
 def test_private_tmp_is_size_limited(boxed: LocalKernelBackend) -> None:

@@ -132,31 +132,33 @@ class LocalKernelBackend(Backend):
         self.max_upload_bytes = max_upload_bytes
         self.startup_timeout = startup_timeout
 
-        if data_dir is None:
-            self.data_dir = Path(tempfile.mkdtemp(prefix="codeinterp-data-"))
-            self._owns_data_dir = not keep_files
-        else:
+        self._owns_data_dir = data_dir is None and not keep_files
+        if data_dir is not None:
             self.data_dir = Path(data_dir).expanduser().resolve()
             if not self.data_dir.is_dir():
                 raise ConfigurationError(
                     f"data_dir {str(self.data_dir)!r} is not an existing directory; create it first."
                 )
-            self._owns_data_dir = False
-        # Connection file, IPC sockets and the kernel's log live apart from the user's files.
-        self._runtime_dir = Path(tempfile.mkdtemp(prefix="codeinterp-rt-"))
         self._launch = KernelLaunchConfig(python=python, kernel_name=kernel_name)
         self._env = kernel_environment(env, inherit_env=inherit_env)
-        self._confinement.attach(self.data_dir, self._runtime_dir)
         self._figure_counter = 0
         self._closed = False
         self._km: AsyncKernelManager | None = None
         self._kc: Any = None
         self._lock: asyncio.Lock | None = None
-        _live_backends.add(self)
-        # A warm pool hands over a kernel it started earlier with the same launch options (see pool.py).
+        # A warm pool hands over a kernel it started earlier with the same launch options, together with its
+        # data dir, runtime dir and confinement (see pool.py); only a session starting its own kernel makes them.
         launch = dict(data_dir=data_dir, python=python, kernel_name=kernel_name, env=env, inherit_env=inherit_env)
         launch.update(sandbox=sandbox, allow_network=allow_network, limits=limits)
-        if pool is None or not pool.adopt(self, launch):
+        adopted = pool is not None and pool.adopt(self, launch)
+        if not adopted:
+            if data_dir is None:
+                self.data_dir = Path(tempfile.mkdtemp(prefix="codeinterp-data-"))
+            # Connection file, IPC sockets and the kernel's log live apart from the user's files.
+            self._runtime_dir = Path(tempfile.mkdtemp(prefix="codeinterp-rt-"))
+            self._confinement.attach(self.data_dir, self._runtime_dir)
+        _live_backends.add(self)
+        if not adopted:
             self._start_future = asyncio.run_coroutine_threadsafe(self._start_kernel(), _loop.io_loop())
 
     # -- public sync API ------------------------------------------------------------------------------
@@ -308,11 +310,12 @@ class LocalKernelBackend(Backend):
             kernel_name=self._launch.kernel_name or "codeinterp",
             kernel_spec_manager=spec_manager,
             transport=transport,
-            ip=str(self._runtime_dir / "kernel") if transport == "ipc" else "127.0.0.1",
-            connection_file=str(self._runtime_dir / "connection.json"),
+            # Only the socket dir and the connection file are visible to a sandboxed kernel, not the log beside them.
+            ip=str(self._confinement.socket_dir / "kernel") if transport == "ipc" else "127.0.0.1",
+            connection_file=str(self._confinement.connection_file),
         )
         self._km = km
-        self._log_file = open(self._runtime_dir / "kernel.log", "ab")  # noqa: SIM115 - closed in _aclose
+        self._log_file = self._confinement.open_log()  # closed in _aclose
         try:
             await km.start_kernel(
                 cwd=str(self.data_dir), env=env, stdout=self._log_file, stderr=self._log_file, preexec_fn=preexec_fn
@@ -347,9 +350,7 @@ class LocalKernelBackend(Backend):
             log.warning("startup_code raised %s", collector.error)
 
     def _start_failure_message(self, exc: BaseException) -> str:
-        tail = ""
-        with contextlib.suppress(OSError):
-            tail = (self._runtime_dir / "kernel.log").read_text(errors="replace")[-2000:].strip()
+        tail = self._confinement.read_log_tail(2000)
         python = self._launch.python or "this Python"
         hint = (
             f"Check that ipykernel is installed for {python} (pip install ipykernel)"

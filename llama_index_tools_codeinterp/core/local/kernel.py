@@ -97,6 +97,11 @@ _NPROC_SHIM = (
 )
 
 
+def is_python_spec(spec: KernelSpec) -> bool:
+    """Whether a kernelspec starts a Python interpreter (so ``python -c SHIM ...`` can run in front of it)."""
+    return (spec.language or "").lower() == "python" and bool(spec.argv)
+
+
 @dataclass
 class KernelLaunchConfig:
     """What to start: the current interpreter's ipykernel by default, a python path, or a kernelspec."""
@@ -117,23 +122,29 @@ class KernelLaunchConfig:
     def interpreter(self) -> str:
         return self.python or sys.executable
 
+    def _nproc_shim(self) -> list[str]:
+        return [] if self.nproc_inside is None else ["-c", _NPROC_SHIM, str(self.nproc_inside)]
+
     def kernel_spec(self) -> KernelSpec | None:
         """The spec to launch, or ``None`` to look ``kernel_name`` up in the installed kernelspecs."""
         if self.kernel_name:
             if not self.wrapper:
                 return None
-            # A named kernelspec under the sandbox: same command line, wrapped.
+            # A named kernelspec under the sandbox: same command line, wrapped, and for a Python kernel the same
+            # process-limit shim. KERNEL_FLAGS are not added: they are ipykernel options tuned for the ipykernel
+            # installed here, and a named kernelspec may run another interpreter with another version.
             try:
                 named = KernelSpecManager().get_kernel_spec(self.kernel_name)
             except NoSuchKernel:
                 return None  # the start then fails with the usual "no such kernelspec" message
             from .sandbox import resolve_python
 
-            named.argv = [*self.wrapper, resolve_python(named.argv[0]), *named.argv[1:]]
+            shim = self._nproc_shim() if is_python_spec(named) else []
+            named.argv = [*self.wrapper, resolve_python(named.argv[0]), *shim, *named.argv[1:]]
             named.interrupt_mode = self.interrupt_mode
             return named
         python = self.interpreter
-        shim = [] if self.nproc_inside is None else ["-c", _NPROC_SHIM, str(self.nproc_inside)]
+        shim = self._nproc_shim()
         argv = [
             *self.wrapper,
             python,

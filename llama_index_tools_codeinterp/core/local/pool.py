@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import threading
 import time
 from collections import deque
@@ -222,19 +221,23 @@ def _usable(donor: LocalKernelBackend) -> bool:
 
 def _transplant(donor: LocalKernelBackend, backend: LocalKernelBackend) -> None:
     """Make ``backend`` the donor's session: its kernel, data dir, sandbox and runtime state, with the
-    backend's own per-session settings."""
+    backend's own per-session settings.
+
+    ``backend`` is still being constructed and has made no directories or cgroup of its own (it asks the pool
+    first); its confinement object, which has not been attached, is simply replaced by the donor's.
+    """
     from .backend import _live_backends
 
-    # The directories the constructor made for a kernel of its own are still empty; the donor's replace them.
-    shutil.rmtree(backend.data_dir, ignore_errors=True)
-    shutil.rmtree(backend._runtime_dir, ignore_errors=True)
     kept = {name: getattr(backend, name) for name in _SESSION_ATTRIBUTES}
     backend.__dict__.update(donor.__dict__)
     backend.__dict__.update(kept)
     backend._confinement.session_id = backend.session_id
-    # The donor object is spent: it must never close the kernel it gave away.
+    # The donor object is spent: it must never close the kernel it gave away, not even when it is collected.
     donor._closed = True
     _live_backends.discard(donor)
+    finalizer = backend.__dict__.pop("_finalizer", None)  # the donor's; the backend registers its own
+    if finalizer is not None:
+        finalizer.detach()
     if backend.startup_code:
         backend._start_future = asyncio.run_coroutine_threadsafe(
             _run_startup_code(backend, donor._start_future), _loop.io_loop()

@@ -6,9 +6,12 @@ host's trees:
 * the system trees (``/usr``, ``/etc``, ``/lib*``, ``/bin``, ``/opt``, ...) read-only, with secrets such as
   ``/etc/shadow`` and ``/etc/ssh`` masked; nothing else of the host (homes, ``/srv``, ``/var``, other
   sessions' directories, project trees) exists inside;
-* the interpreter's own prefixes (a venv, ``~/.pyenv``) bound back read-only, so the kernel can import;
+* the interpreter's own prefixes (a venv, ``~/.pyenv``) and site directories bound back read-only, so the
+  kernel can import; other ``sys.path`` entries (an editable install's project root, ``PYTHONPATH`` dirs) are not;
 * ``/tmp`` a private, size-limited tmpfs that is also ``HOME``; ``/mnt/data`` the session's data directory,
-  read-write and the cwd; the runtime directory with the connection file and IPC sockets at its host path;
+  read-write and the cwd; of the host-only runtime directory, only the IPC socket directory and the per-session
+  packages directory (read-write, counted in the disk quota) and the connection file (read-only), at their host
+  paths; the kernel's log and anything else there stays outside;
 * every namespace is unshared (network too, unless ``allow_network``), so the kernel has its own PID 1 and
   cannot see or signal host processes; ``--die-with-parent`` ties it to the launcher.
 
@@ -28,15 +31,17 @@ import re
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
 import time
 import uuid
+import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ..errors import ConfigurationError
 from ..paths import DATA_ROOT
@@ -60,8 +65,8 @@ MiB = 1 << 20
 #: Where the kernel's home and scratch space live inside the sandbox (a private, size-limited tmpfs).
 SANDBOX_TMP = "/tmp"
 
-#: The host trees a sandboxed kernel sees, read-only. Anything else exists inside only if the interpreter
-#: loads code from it (its prefix, site-packages, PYTHONPATH entries).
+#: The host trees a sandboxed kernel sees, read-only. Anything else exists inside only if it is one of the
+#: interpreter's prefixes or site directories.
 SYSTEM_ROOTS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt", "/nix", "/gnu")
 #: Secrets inside those trees that are hidden even so (as root they would be readable).
 MASKED_PATHS = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers", "/etc/sudoers.d",
@@ -251,12 +256,21 @@ def warn_unsandboxed_once(reason: str) -> None:
 
 
 # -- the interpreter's own paths --------------------------------------------------------------------------
-_PATHS_CODE = "import json, sys; print(json.dumps([sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path]))"
+_PATHS_CODE = (
+    "import json, site, sys; print(json.dumps({'prefixes': [sys.prefix, sys.base_prefix, sys.exec_prefix, "
+    "sys.base_exec_prefix], 'path': sys.path}))"
+)
+_SITE_DIR_NAMES = ("site-packages", "dist-packages")
 
 
 @functools.lru_cache(maxsize=16)
 def _interpreter_paths(python: str, pythonpath: str | None) -> tuple[str, ...]:
-    """Directories an interpreter loads code from (asked once per interpreter and process)."""
+    """What an interpreter needs to run and import its installed packages (asked once per interpreter and process).
+
+    Its prefixes and its site directories (``sys.path`` entries inside a prefix, named ``site-packages`` or
+    ``dist-packages``, or zip files), never other ``sys.path`` entries: an editable install puts its project
+    root there (with ``.git`` and any ``.env``), and ``PYTHONPATH`` may name any host directory.
+    """
     # Asked in a fresh process from "/", not read from this one: our sys.path holds the host script's directory.
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     if pythonpath:
@@ -265,11 +279,17 @@ def _interpreter_paths(python: str, pythonpath: str | None) -> tuple[str, ...]:
         out = subprocess.run(
             [python, "-c", _PATHS_CODE], capture_output=True, text=True, env=env, cwd="/", timeout=30, check=False
         )
-        raw = json.loads(out.stdout) if out.returncode == 0 else []
+        raw = json.loads(out.stdout) if out.returncode == 0 else {}
     except (OSError, subprocess.SubprocessError, ValueError):
-        raw = []
-    paths = {os.path.dirname(os.path.abspath(python)), os.path.dirname(os.path.realpath(python))}
-    paths.update(os.path.realpath(p) for p in raw if p and os.path.isdir(p))
+        raw = {}
+    prefixes = {os.path.realpath(p) for p in raw.get("prefixes", []) if p and os.path.isdir(p)}
+    paths = {os.path.dirname(os.path.abspath(python)), os.path.dirname(os.path.realpath(python)), *prefixes}
+    for entry in raw.get("path", []):
+        if not entry or not os.path.isabs(entry) or not os.path.exists(entry):
+            continue
+        real = os.path.realpath(entry)
+        if _under(real, sorted(prefixes)) or os.path.basename(real) in _SITE_DIR_NAMES or zipfile.is_zipfile(real):
+            paths.add(real)
     return tuple(sorted(paths))
 
 
@@ -368,11 +388,16 @@ class _suppress_oserror:
 # -- the launcher -------------------------------------------------------------------------------------------
 @dataclass
 class SandboxLauncher:
-    """Builds the bwrap command line and the pre-exec hook for one session's kernel."""
+    """Builds the bwrap command line and the pre-exec hook for one session's kernel.
+
+    ``socket_dir`` (where the kernel creates its IPC sockets) and ``packages_dir`` are bound read-write and
+    ``connection_file`` read-only, each at its host path; nothing else of the host's runtime directory.
+    """
 
     bwrap: BwrapSupport
     data_dir: Path
-    runtime_dir: Path
+    socket_dir: Path
+    connection_file: Path
     python: str
     limits: ResourceLimits
     allow_network: bool = False
@@ -404,19 +429,24 @@ class SandboxLauncher:
                 args += ["--ro-bind", resolv, resolv]
         # Code the interpreter loads from outside the system trees (a venv, ~/.pyenv) comes back read-only,
         # but never a directory that holds a session's files.
+        session = [str(p) for p in (self.data_dir, self.socket_dir, self.connection_file, self.packages_dir) if p]
         needed = [
             p
             for p in _interpreter_paths(self.python, env.get("PYTHONPATH"))
             if not _under(p, list(SYSTEM_ROOTS))
             and p != "/"
-            and not _under(str(self.runtime_dir), [p])
-            and not _under(str(self.data_dir), [p])
-            and not _under(p, [str(self.runtime_dir), str(self.data_dir)])
+            and not any(_under(mine, [p]) for mine in session)
+            and not _under(p, session)
         ]
         for path in needed:
             if not _under(path, [o for o in needed if o != path]):
                 args += ["--ro-bind", path, path]
-        args += ["--bind", str(self.runtime_dir), str(self.runtime_dir)]
+        # The kernel creates its sockets in the socket dir and reads the connection file; the log and anything
+        # else the host keeps beside them stay out of its reach (it could swap them for links to host files).
+        args += ["--bind", str(self.socket_dir), str(self.socket_dir)]
+        args += ["--ro-bind", str(self.connection_file), str(self.connection_file)]
+        if self.packages_dir is not None:
+            args += ["--bind", str(self.packages_dir), str(self.packages_dir)]
         args += ["--bind", str(self.data_dir), DATA_ROOT, "--chdir", DATA_ROOT]
         args += self._matplotlib_cache_binds(env)
         # The root itself (where bwrap made the mount points) becomes read-only: only /tmp and /mnt/data are writable.
@@ -562,9 +592,12 @@ def directory_usage(root: Path, *, max_entries: int = 100_000) -> int:
     return total
 
 
-def disk_notice(used: int, limit: int) -> str:
+def disk_notice(used: int, limit: int, elsewhere: int = 0) -> str:
+    where = f"{DATA_ROOT} now holds"
+    if elsewhere >= MiB:
+        where = f"{DATA_ROOT} and the session's other files (packages, kernel sockets: {_human(elsewhere)}) now hold"
     return (
-        f"{DATA_ROOT} now holds {_human(used)}, over this session's disk limit of {_human(limit)} "
+        f"{where} {_human(used)}, over this session's disk limit of {_human(limit)} "
         f"(limits.disk). Delete files you no longer need (e.g. os.remove) before writing more; "
         "uploads are refused until it is under the limit."
     )
@@ -610,13 +643,63 @@ class KernelConfinement:
                 warn_unsandboxed_once(support.reason)
         self._cgroup: PidsCgroup | None = None
         self._killed_for: str | None = None
+        #: False once a named kernelspec turned out not to be a Python kernel (known when it first starts).
+        self._nproc_shim_possible = True
 
     def attach(self, data_dir: Path, runtime_dir: Path) -> KernelConfinement:
-        """Set the session's directories (known only after the configuration has been checked)."""
+        """Set the session's directories (known only after the configuration has been checked).
+
+        ``runtime_dir`` is the host's: it holds the kernel's log and the connection file. The sandbox sees only
+        the connection file, the socket dir and the packages dir, which it can write and which count toward
+        ``limits.disk``.
+        """
         self.data_dir, self.runtime_dir = data_dir, runtime_dir
+        self.socket_dir.mkdir(mode=0o700, exist_ok=True)
         if self._cgroup is None and self.limits.processes is not None:
             self._cgroup = PidsCgroup.create(f"session-{uuid.uuid4().hex[:12]}", self.limits.processes)
         return self
+
+    @property
+    def socket_dir(self) -> Path:
+        """Where the kernel creates its IPC sockets (``ip`` of the connection is ``<socket_dir>/kernel``)."""
+        return self.runtime_dir / "ipc"
+
+    @property
+    def connection_file(self) -> Path:
+        return self.runtime_dir / "connection.json"
+
+    @property
+    def packages_dir(self) -> Path:
+        """The sandboxed kernel's ``PIP_TARGET``: the environment itself is read-only inside."""
+        return self.runtime_dir / "site-packages"
+
+    @property
+    def log_path(self) -> Path:
+        """The kernel's stdout and stderr; host-only, the sandbox never sees it."""
+        return self.runtime_dir / "kernel.log"
+
+    def open_log(self) -> IO[bytes]:
+        """The kernel's log for appending (never through a link planted in its place)."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+        return os.fdopen(os.open(self.log_path, flags, 0o600), "ab")
+
+    def read_log_tail(self, limit: int = 2000) -> str:
+        """The end of the kernel's log, read without following a link and without reading more than ``limit``."""
+        try:
+            fd = os.open(self.log_path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            return ""
+        with os.fdopen(fd, "rb") as log_file:
+            st = os.fstat(log_file.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                return ""
+            log_file.seek(max(0, st.st_size - limit))
+            return log_file.read(limit).decode(errors="replace").strip()
+
+    def storage_usage(self) -> int:
+        """Bytes the kernel has written to the host outside its data directory: the socket dir and installed
+        packages. (Its log, which it cannot delete, is bounded by ``limits.file_size`` instead.)"""
+        return directory_usage(self.socket_dir) + directory_usage(self.packages_dir)
 
     @property
     def sandboxed(self) -> bool:
@@ -635,7 +718,7 @@ class KernelConfinement:
             return None
         if self._cgroup is not None:
             return "cgroup pids.max"
-        if self.sandboxed and os.geteuid() != 0:
+        if self.sandboxed and os.geteuid() != 0 and self._nproc_shim_possible:
             return "RLIMIT_NPROC in the sandbox's user namespace"
         return None
 
@@ -653,18 +736,29 @@ class KernelConfinement:
             if launch.kernel_name:
                 from jupyter_client.kernelspec import KernelSpecManager
 
+                from .kernel import is_python_spec
+
                 with contextlib.suppress(Exception):  # a missing kernelspec is reported when the kernel starts
-                    python = resolve_python(KernelSpecManager().get_kernel_spec(launch.kernel_name).argv[0])
-            packages = self.runtime_dir / "site-packages"
-            packages.mkdir(exist_ok=True)
+                    named = KernelSpecManager().get_kernel_spec(launch.kernel_name)
+                    python = resolve_python(named.argv[0])
+                    # The RLIMIT_NPROC shim is a Python one-liner: it cannot run in front of another language.
+                    self._nproc_shim_possible = is_python_spec(named)
+            self.packages_dir.mkdir(mode=0o700, exist_ok=True)
             launcher = SandboxLauncher(
-                self.support, self.data_dir, self.runtime_dir, python, self.limits, self.allow_network, packages
+                self.support,
+                self.data_dir,
+                self.socket_dir,
+                self.connection_file,
+                python,
+                self.limits,
+                self.allow_network,
+                self.packages_dir,
             )
             kernel_env = launcher.environment(env)
             launch.wrapper = tuple(launcher.wrapper(env))  # the host's PYTHONPATH: cached per interpreter
             launch.interrupt_mode = "message"
             if self._cgroup is None and os.geteuid() != 0 and self.limits.processes is not None:
-                launch.nproc_inside = self.limits.processes
+                launch.nproc_inside = self.limits.processes if self._nproc_shim_possible else None
         if self.limits.memory is not None:
             # glibc reserves a 64 MiB malloc arena per thread (up to 8 per core), which is address space the
             # memory limit would count: an idle kernel maps ~720 MiB with them and ~210 MiB with two.
@@ -693,11 +787,12 @@ class KernelConfinement:
         """Notices for the model after a run: disk quota, installs without network, limits hit."""
         notices: list[str] = []
         if self.limits.disk is not None:
-            used = sum(size for size, _mtime in sizes.values())
+            other = self.storage_usage()
+            used = sum(size for size, _mtime in sizes.values()) + other
             if used > self.limits.disk:  # apparent sizes first (free); confirm with allocated blocks
-                used = directory_usage(self.data_dir)
+                used = directory_usage(self.data_dir) + other
             if used > self.limits.disk:
-                notices.append(disk_notice(used, self.limits.disk))
+                notices.append(disk_notice(used, self.limits.disk, other))
         if self.sandboxed and not self.allow_network and _PIP_INSTALL_RE.search(code):
             notices.append(
                 "Installing packages from the internet is off: this session's sandbox has no network access. "
@@ -712,13 +807,17 @@ class KernelConfinement:
             )
         return notices
 
+    def usage(self) -> int:
+        """Everything counted against ``limits.disk``: the data directory and :meth:`storage_usage`."""
+        return directory_usage(self.data_dir) + self.storage_usage()
+
     def check_upload(self, incoming: int) -> None:
         """Refuse an upload that would take the data directory past the disk limit."""
         from ..errors import FileTooLargeError
 
         if self.limits.disk is None:
             return
-        used = directory_usage(self.data_dir)
+        used = self.usage()
         if used + incoming > self.limits.disk:
             raise FileTooLargeError(
                 f"This upload ({_human(incoming)}) would take {DATA_ROOT} to {_human(used + incoming)}, over the "
@@ -736,7 +835,7 @@ class KernelConfinement:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(1.0)
-            used = await asyncio.to_thread(directory_usage, self.data_dir)
+            used = await asyncio.to_thread(self.usage)
             if used <= limit:
                 over_since = None
                 continue

@@ -80,7 +80,9 @@ class ServerConfig:
     """Limits and wiring of one pool server.
 
     Args:
-        token: The bearer token every call must carry (None: no check; then only loopback binds are allowed).
+        token: The bearer token every call must carry (None: no check; then only loopback binds are allowed,
+            and requests with an ``Origin`` header or a non-loopback ``Host`` are refused, so web pages cannot
+            reach the server).
         cooldown: Idle seconds after which a session, its kernel and its files are removed.
         max_sessions: Most sessions alive at once; one more gets 429 ``SessionPoolFull``.
         max_execution_seconds: Cap on one execution; a larger ``timeoutInSeconds`` is clamped to it.

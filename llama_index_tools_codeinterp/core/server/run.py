@@ -50,7 +50,10 @@ def serve(
     config = config or ServerConfig(**options)
     check_bind_allowed(host, config.token)
     if config.token is None:
-        log.warning("No token configured: every local process can use this pool. Pass --token to require one.")
+        log.warning(
+            "No token configured: every local process can use this pool (web pages and non-loopback Host names "
+            "are refused). Pass --token to require one."
+        )
     uvicorn.run(
         create_app(config),
         host=host,
