@@ -126,10 +126,14 @@ def test_environment_secrets_are_not_inherited(monkeypatch: pytest.MonkeyPatch) 
 
 def test_calls_on_one_session_are_serialized(local_backend: LocalKernelBackend) -> None:
     local_backend.execute("serial_log = []")
-    slow = "import time\nserial_log.append('a1'); time.sleep(0.4); serial_log.append('a2')"
+    slow = "import time\nserial_log.append('a1'); open('serial_started', 'w').close(); time.sleep(0.4)\n"
+    slow += "serial_log.append('a2')"
     t = threading.Thread(target=local_backend.execute, args=(slow,))
     t.start()
-    time.sleep(0.1)
+    # Wait until the slow cell is really running (a marker file), so the order below is not a race.
+    deadline = time.monotonic() + 30
+    while not (local_backend.data_dir / "serial_started").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
     local_backend.execute("serial_log.append('b')")
     t.join()
     assert local_backend.execute("serial_log").text == "['a1', 'a2', 'b']"
@@ -177,7 +181,7 @@ def test_symlink_pointing_outside_cannot_be_read(local_backend: LocalKernelBacke
     secret = tmp_path / "secret.txt"
     secret.write_text("host secret")
     local_backend.execute(f"import os\nos.symlink({str(secret)!r}, 'link_out.txt')")
-    with pytest.raises(InvalidPathError, match="outside"):
+    with pytest.raises(InvalidPathError, match="symbolic link"):
         local_backend.download("link_out.txt")
     with pytest.raises(InvalidPathError):
         local_backend.upload("link_out.txt", b"overwrite")
@@ -197,3 +201,31 @@ def test_startup_code_runs_after_every_start(fresh_backend: LocalKernelBackend) 
         assert backend.execute("preloaded and math.pi > 3").text == "True"
         backend.restart()
         assert backend.execute("preloaded").text == "True"
+
+
+def test_a_dropped_backend_stops_its_kernel_and_removes_its_dirs() -> None:
+    import gc
+
+    backend = LocalKernelBackend()
+    backend.execute("1")
+    pid = backend.status()["kernel_pid"]
+    dirs = [backend.data_dir, backend._runtime_dir]
+    del backend
+    gc.collect()
+    deadline = time.monotonic() + 10
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _pid_alive(pid)
+    assert not any(d.exists() for d in dirs)
+
+
+def test_a_failed_restart_is_retried_on_the_next_call(fresh_backend: LocalKernelBackend) -> None:
+    fresh_backend.upload("kept.txt", b"kept")
+    fresh_backend.execute("x = 1")
+    # The state a restart leaves when the new kernel never became ready: no client connected.
+    fresh_backend._kc.stop_channels()
+    fresh_backend._kc = None
+    r = fresh_backend.execute("2 + 2")
+    assert r.ok and r.text == "4" and r.kernel_restarted
+    assert any("started again" in n for n in r.notices)
+    assert fresh_backend.download("kept.txt") == b"kept"

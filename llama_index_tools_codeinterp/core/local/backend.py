@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import os
 import shutil
@@ -29,11 +28,17 @@ from ..errors import (
     FileTooLargeError,
     InvalidPathError,
     KernelError,
-    RemoteFileNotFoundError,
     SessionClosedError,
 )
 from ..models import ExecutionError, ExecutionResult, ExecutionStatus, Output, RemoteFile
-from ..paths import DATA_ROOT, guess_mime_type, normalize_remote_path, remote_display_path, resolve_in_root
+from ..paths import (
+    DATA_ROOT,
+    guess_mime_type,
+    normalize_remote_path,
+    open_in_root,
+    resolve_in_root,
+    unlink_in_root,
+)
 from .kernel import KernelLaunchConfig, SingleKernelSpecManager, kernel_environment
 from .mnt_data import SHIM_CODE as MNT_DATA_SHIM
 from .outputs import RunCollector, diff_snapshots, snapshot
@@ -158,6 +163,9 @@ class LocalKernelBackend(Backend):
             self._runtime_dir = Path(tempfile.mkdtemp(prefix="codeinterp-rt-"))
             self._confinement.attach(self.data_dir, self._runtime_dir)
         _live_backends.add(self)
+        # A backend dropped without close() must not leave its kernel running and its directories behind. The
+        # finalizer holds the instance dict, not the instance, so it always sees the current kernel and dirs.
+        self._finalizer = weakref.finalize(self, _release_abandoned, self.__dict__)
         if not adopted:
             self._start_future = asyncio.run_coroutine_threadsafe(self._start_kernel(), _loop.io_loop())
 
@@ -205,47 +213,42 @@ class LocalKernelBackend(Backend):
     def upload(self, remote_path: str, source: UploadSource) -> RemoteFile:
         self._check_open()
         rel = normalize_remote_path(remote_path)
-        target = resolve_in_root(self.data_dir, rel)
-        if target.is_dir():
-            raise InvalidPathError(f"{remote_display_path(rel)!r} is a directory; name a file inside it.")
-        target.parent.mkdir(parents=True, exist_ok=True)
         limit = self.max_upload_bytes
-        if isinstance(source, (bytes, bytearray, memoryview, str, os.PathLike)):
-            incoming = len(source) if not isinstance(source, (str, os.PathLike)) else _size_or_zero(source)
-            self._confinement.check_upload(incoming)
-        if isinstance(source, (bytes, bytearray, memoryview)):
-            if limit is not None and len(source) > limit:
-                raise FileTooLargeError(_too_large(len(source), limit))
-            with _open_nofollow(target, "wb") as out:
-                out.write(source)
-        elif isinstance(source, (str, os.PathLike)):
+        host: Path | None = None
+        if isinstance(source, (str, os.PathLike)):
             host = Path(source).expanduser()
             if not host.is_file():
                 raise FileNotFoundError(f"Local file {str(host)!r} does not exist or is not a regular file.")
-            size = host.stat().st_size
-            if limit is not None and size > limit:
-                raise FileTooLargeError(_too_large(size, limit))
-            with open(host, "rb") as src, _open_nofollow(target, "wb") as out:
-                shutil.copyfileobj(src, out, _COPY_CHUNK)
-        else:
-            written = 0
-            with _open_nofollow(target, "wb") as out:
+        known_size = len(source) if isinstance(source, (bytes, bytearray, memoryview)) else None
+        if host is not None:
+            known_size = host.stat().st_size
+        if known_size is not None:
+            if limit is not None and known_size > limit:
+                raise FileTooLargeError(_too_large(known_size, limit))
+            self._confinement.check_upload(known_size)
+        # Opened without following links at any step: code in the session may be swapping paths for symlinks.
+        with open_in_root(self.data_dir, rel, "wb") as out:
+            if isinstance(source, (bytes, bytearray, memoryview)):
+                out.write(source)
+            elif host is not None:
+                with open(host, "rb") as src:
+                    shutil.copyfileobj(src, out, _COPY_CHUNK)
+            else:
+                written = 0
                 while chunk := cast(IO[bytes], source).read(_COPY_CHUNK):
                     written += len(chunk)
                     if limit is not None and written > limit:
                         out.close()
-                        target.unlink(missing_ok=True)
+                        unlink_in_root(self.data_dir, rel)
                         raise FileTooLargeError(_too_large(written, limit))
                     out.write(chunk)
-        return self._describe(rel, target)
+            out.flush()
+            return _describe_open_file(rel, out)
 
     def download_to(self, remote_path: str, destination: DownloadTarget) -> int:
         self._check_open()
         rel = normalize_remote_path(remote_path)
-        source = resolve_in_root(self.data_dir, rel, must_exist=True)
-        if not source.is_file():
-            raise InvalidPathError(f"{remote_display_path(rel)!r} is a directory, not a file.")
-        with _open_nofollow(source, "rb") as src:
+        with open_in_root(self.data_dir, rel, "rb") as src:
             if isinstance(destination, (str, os.PathLike)):
                 host = Path(destination).expanduser()
                 host.parent.mkdir(parents=True, exist_ok=True)
@@ -277,15 +280,7 @@ class LocalKernelBackend(Backend):
 
     def delete_file(self, remote_path: str) -> None:
         self._check_open()
-        rel = normalize_remote_path(remote_path)
-        target = self.data_dir.resolve() / rel
-        # Check the parent through symlinks, then unlink the entry itself without following it.
-        resolve_in_root(self.data_dir, str(Path(rel).parent) if "/" in rel else "")
-        if not os.path.lexists(target):
-            raise RemoteFileNotFoundError(f"No file {remote_display_path(rel)!r} in this session.")
-        if target.is_dir() and not target.is_symlink():
-            raise InvalidPathError(f"{remote_display_path(rel)!r} is a directory; delete the files in it instead.")
-        target.unlink()
+        unlink_in_root(self.data_dir, normalize_remote_path(remote_path))
 
     def _describe(self, rel: str, host: Path) -> RemoteFile:
         st = host.stat()
@@ -411,6 +406,7 @@ class LocalKernelBackend(Backend):
         self._confinement.close()
         if self._owns_data_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+        self._finalizer.detach()
 
     async def _exit_description(self) -> str:
         km = self._km
@@ -434,7 +430,15 @@ class LocalKernelBackend(Backend):
         assert self._km is not None
         notices: list[str] = []
         restarted = False
-        if not await self._km.is_alive():
+        if self._kc is None:
+            # The last restart failed half-way (e.g. the kernel never became ready): try again from scratch.
+            await self._restart_kernel()
+            restarted = True
+            notices.append(
+                "The kernel could not be restarted after the previous call and was started again before this code "
+                f"ran: variables and imports from earlier calls are lost; files in {DATA_ROOT} are kept."
+            )
+        elif not await self._km.is_alive():
             why = await self._exit_description()
             await self._restart_kernel()
             restarted = True
@@ -576,10 +580,9 @@ class LocalKernelBackend(Backend):
                 continue
             rel = self._next_figure_name(_IMAGE_EXTENSIONS[mime])
             try:
-                path = resolve_in_root(self.data_dir, rel)
-                with _open_nofollow(path, "wb") as out:
+                with open_in_root(self.data_dir, rel, "wb") as out:
                     out.write(data)
-            except OSError as exc:  # a full disk must not turn a good run into an exception
+            except (OSError, InvalidPathError) as exc:  # a full disk must not turn a good run into an exception
                 log.warning("Could not save a figure to %s: %s", rel, exc)
                 continue
             output.saved_as = rel
@@ -594,11 +597,44 @@ class LocalKernelBackend(Backend):
                 return name
 
 
-def _size_or_zero(path: str | os.PathLike[str]) -> int:
-    try:
-        return Path(path).expanduser().stat().st_size
-    except OSError:
-        return 0  # the copy below reports the missing file
+def _release_abandoned(state: dict[str, Any]) -> None:
+    """Last resort for a backend garbage-collected without close(): kill its kernel, remove its dirs.
+
+    Runs from the garbage collector (any thread, the I/O loop's included), so it only does synchronous,
+    non-blocking work: a SIGKILL to the kernel's process group and directory removal.
+    """
+    if state.get("_closed"):
+        return
+    state["_closed"] = True
+    provisioner = getattr(state.get("_km"), "provisioner", None)
+    process = getattr(provisioner, "process", None)
+    if process is not None and process.poll() is None:
+        pgid = getattr(provisioner, "pgid", None)
+        with contextlib.suppress(OSError):
+            if pgid and hasattr(os, "killpg"):
+                os.killpg(pgid, signal.SIGKILL)
+            else:
+                process.kill()
+    if state.get("_log_file") is not None:
+        state["_log_file"].close()
+    if state.get("_runtime_dir") is not None:
+        shutil.rmtree(state["_runtime_dir"], ignore_errors=True)
+    confinement = state.get("_confinement")
+    if confinement is not None:
+        with contextlib.suppress(Exception):
+            confinement.close()
+    if state.get("_owns_data_dir") and state.get("data_dir") is not None:
+        shutil.rmtree(state["data_dir"], ignore_errors=True)
+
+
+def _describe_open_file(rel: str, handle: IO[bytes]) -> RemoteFile:
+    st = os.fstat(handle.fileno())
+    return RemoteFile(
+        filename=rel,
+        size_in_bytes=st.st_size,
+        mime_type=guess_mime_type(rel),
+        last_modified=datetime.fromtimestamp(st.st_mtime, tz=timezone.utc),
+    )
 
 
 def _too_large(size: int, limit: int) -> str:
@@ -606,16 +642,3 @@ def _too_large(size: int, limit: int) -> str:
         f"The upload is {size:,} bytes, over this session's limit of {limit:,} bytes. "
         "Split the file or raise max_upload_bytes."
     )
-
-
-def _open_nofollow(path: Path, mode: str) -> IO[bytes]:
-    """Open a session file without following a symlink planted at its final component."""
-    flags = os.O_RDONLY if mode == "rb" else os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(path, flags, 0o644)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise InvalidPathError(f"{path.name!r} is a symbolic link; the file API does not follow links.") from exc
-        raise
-    return os.fdopen(fd, mode)
