@@ -111,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run each kernel under the bubblewrap sandbox: auto = when available (default: %(default)s)",
     )
     serve.add_argument(
+        "--warm-kernels",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep N kernels started ahead of demand so a new session's first call is fast (default: 0)",
+    )
+    serve.add_argument(
         "--log-level",
         default="info",
         choices=["critical", "error", "warning", "info", "debug"],
@@ -140,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file_ttl=args.file_ttl,
             data_root=args.data_root,
             backend_options={"sandbox": {"auto": "auto", "on": True, "off": False}[args.sandbox]},
+            warm_kernels=args.warm_kernels,
         )
         serve(host=args.host, port=args.port, log_level=args.log_level, config=config)
     except ConfigurationError as exc:

@@ -268,3 +268,38 @@ def test_backend_that_cannot_be_built_leaves_no_session_directory(tmp_path: Path
             assert "processes" in refused.json()["error"]["message"]
         assert list(tmp_path.iterdir()) == [], "the data directory of a session that never started was left behind"
         assert len(server_app(url).state.pool.manager) == 0
+
+
+def test_warm_kernels_serve_new_sessions_from_the_pool() -> None:
+    with running_pool_server(token=None, warm_kernels=2) as url:
+        kernel_pool = server_app(url).state.pool._kernel_pool
+        kernel_pool.wait_full(timeout=60)
+        for ident, value in (("warm-one", 6), ("warm-two", 7)):
+            r = requests.post(
+                f"{url}/executions",
+                params={"api-version": "2025-10-02-preview", "identifier": ident},
+                json={"code": f"import os\nwho = {value}\n(os.path.basename(os.getcwd()), who * 7)"},
+                timeout=60,
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["result"]["executionResult"][1] == value * 7
+        assert kernel_pool.hits == 2
+        # Pooled sessions are as separate as any: the second one never saw the first one's variable.
+        r = requests.post(
+            f"{url}/executions",
+            params={"api-version": "2025-10-02-preview", "identifier": "warm-two"},
+            json={"code": "who"},
+            timeout=60,
+        )
+        assert r.json()["result"]["executionResult"] == 7
+        kernel_pool.wait_full(timeout=60)  # refilled after the two takes
+        pids = kernel_pool.kernel_pids()
+    assert len(pids) == 2
+
+    def alive(pid: int) -> bool:
+        return psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in pids), "shutdown must stop the warm kernels too"

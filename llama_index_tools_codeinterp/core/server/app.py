@@ -92,6 +92,9 @@ class ServerConfig:
             shutdown).
         file_ttl: Seconds after its last change that a file is deleted from a live session (None: never).
         backend_options: Extra keyword arguments for each session's ``LocalKernelBackend``.
+        warm_kernels: Kernels kept started ahead of demand (a ``KernelPool``), so a new session's first call does
+            not wait for a kernel to start (~0.8 s). Pooled sessions keep their files in directories the pool
+            creates in the system temp dir rather than under ``data_root``. 0: off.
         backend_factory: Makes a session's backend from ``(identifier, data_dir)`` instead of the default
             ``LocalKernelBackend`` (the backend must expose ``data_dir``).
     """
@@ -106,6 +109,7 @@ class ServerConfig:
     file_ttl: float | None = None
     backend_options: Mapping[str, Any] = field(default_factory=dict)
     backend_factory: Callable[[str, Path], Backend] | None = None
+    warm_kernels: int = 0
 
     def __post_init__(self) -> None:
         if self.token is not None and not self.token.strip():
@@ -113,6 +117,10 @@ class ServerConfig:
         for name in ("cooldown", "max_execution_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be a positive number of seconds, got {getattr(self, name)!r}.")
+        if self.warm_kernels < 0:
+            raise ConfigurationError(f"warm_kernels must be 0 or more, got {self.warm_kernels!r}.")
+        if self.warm_kernels and self.backend_factory is not None:
+            raise ConfigurationError("warm_kernels works with the default local backends, not a backend_factory.")
         for name in ("max_sessions", "max_upload_bytes", "max_request_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name} must be at least 1, got {getattr(self, name)!r}.")
@@ -236,6 +244,7 @@ class PoolServer:
         self.started_at = datetime.now(timezone.utc)
         self.data_root: Path | None = None
         self._owns_data_root = False
+        self._kernel_pool: Any = None  # a KernelPool when warm_kernels > 0 (imported lazily: local backend only)
         self.manager = SessionManager(
             self._make_backend,
             cooldown=config.cooldown,
@@ -260,18 +269,36 @@ class PoolServer:
 
         support = await asyncio.to_thread(bwrap_support)
         log.info("Sandbox: %s", f"bubblewrap at {support.path}" if support.usable else f"none ({support.reason})")
+        if self.config.warm_kernels:
+            from ..local.pool import LAUNCH_OPTIONS, KernelPool
+
+            launch = {k: v for k, v in self.config.backend_options.items() if k in LAUNCH_OPTIONS}
+            self._kernel_pool = await asyncio.to_thread(KernelPool, self.config.warm_kernels, **launch)
+            log.info("Keeping %d kernels warm for new sessions", self.config.warm_kernels)
         log.info("Session pool ready; session data under %s", self.data_root)
         try:
             yield
         finally:
             # Every kernel is stopped before the server process goes away.
             await self.manager.aclose()
+            if self._kernel_pool is not None:
+                await asyncio.to_thread(self._kernel_pool.close)
             if self._owns_data_root and self.data_root is not None:
                 shutil.rmtree(self.data_root, ignore_errors=True)
 
     def _make_backend(self, identifier: str) -> Backend:
         if self.data_root is None:
             raise KernelError("The pool server has not started (its lifespan did not run); start it with uvicorn.")
+        options: dict[str, Any] = {
+            "timeout": self.config.max_execution_seconds,
+            "max_upload_bytes": self.config.max_upload_bytes,
+            **self.config.backend_options,
+        }
+        if self._kernel_pool is not None:
+            from ..local.pool import LAUNCH_OPTIONS
+
+            per_session = {k: v for k, v in options.items() if k not in LAUNCH_OPTIONS}
+            return self._kernel_pool.backend(session_id=identifier, **per_session)
         data_dir = self.data_root / f"session-{uuid.uuid4().hex}"
         data_dir.mkdir()
         try:
@@ -279,11 +306,6 @@ class PoolServer:
                 return self.config.backend_factory(identifier, data_dir)
             from ..local import LocalKernelBackend
 
-            options: dict[str, Any] = {
-                "timeout": self.config.max_execution_seconds,
-                "max_upload_bytes": self.config.max_upload_bytes,
-                **self.config.backend_options,
-            }
             return LocalKernelBackend(session_id=identifier, data_dir=data_dir, **options)
         except BaseException:
             # No session owns the directory yet, so nothing else would ever remove it.
