@@ -11,13 +11,14 @@ from typing import Any
 
 
 @contextmanager
-def serving(**options: Any) -> Iterator[str]:
-    """Run the pool server app with ``options`` (ServerConfig fields); yield its base URL."""
+def serving(**options: Any) -> Iterator[tuple[str, Any]]:
+    """Run the pool server app with ``options`` (ServerConfig fields); yield its base URL and the app."""
     import uvicorn
 
     from llama_index_tools_codeinterp.core.server.app import create_app
 
-    server = uvicorn.Server(uvicorn.Config(create_app(**options), log_level="warning", lifespan="on"))
+    app = create_app(**options)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose proto says TCP, and without it
     # every keep-alive request stalls ≈40 ms on delayed ACKs (uvicorn's own host/port binding is fine).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -31,7 +32,7 @@ def serving(**options: Any) -> Iterator[str]:
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("The pool server did not start.")
             time.sleep(0.02)
-        yield url
+        yield url, app
     finally:
         server.should_exit = True
         thread.join(timeout=60)

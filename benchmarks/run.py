@@ -540,7 +540,6 @@ def bench_serve(cfg: Config) -> Section:
     sec = Section("Through `codeinterp serve` on 127.0.0.1: our azure backend, HTTP, a local kernel (ms)")
     try:
         from llama_index_tools_codeinterp.core.azure import AzureSessionsBackend
-        from llama_index_tools_codeinterp.core.local.pool import KernelPool
 
         from ._server import serving
     except ImportError as exc:
@@ -549,18 +548,14 @@ def bench_serve(cfg: Config) -> Section:
         return sec
     token = "bench-token"
     n = cfg.n(100)
-    pool = KernelPool(size=2)
     try:
-        for pooled in (False, True):
-            options: dict[str, Any] = {"token": token, "cooldown": 600}
-            if pooled:
-                options["backend_factory"] = lambda identifier, _dir: pool.backend(session_id=identifier)
-            with serving(**options) as url:
+        for warm in (0, 2):
+            with serving(token=token, cooldown=600, warm_kernels=warm) as (url, app):
 
                 def session(identifier: str | None = None, url: str = url) -> Any:
                     return AzureSessionsBackend(url, session_id=identifier, token_provider=lambda: token, timeout=60)
 
-                if not pooled:
+                if not warm:
                     backend = session()
                     try:
                         backend.execute("1")
@@ -571,27 +566,52 @@ def bench_serve(cfg: Config) -> Section:
                                 "ms",
                             )
                         )
+                        _bench_serve_files(sec, backend, cfg)
                     finally:
                         backend.close()
                 samples = []
                 for _ in range(cfg.n(6) + 1):
-                    if pooled:
-                        pool.wait_full(timeout=60)
+                    if warm:
+                        app.state.pool._kernel_pool.wait_full(timeout=60)
                     started = time.perf_counter()
                     backend = session()
                     backend.execute("1+1")
                     samples.append((time.perf_counter() - started) * 1000)
                     backend.close()
-                label = "first call on a new session via serve" + (
-                    ", sessions from a warm pool (`backend_factory`)" if pooled else ""
-                )
+                label = "first call on a new session via serve" + (", `--warm-kernels 2`" if warm else "")
                 sec.add(Row(label, Stat.of(samples[1:]), "ms"))
     except Exception as exc:  # noqa: BLE001 - the row is reported as skipped, the run goes on
         sec.notes.append(f"Stopped early: {type(exc).__name__}: {exc}")
         print(f"  stopped early: {exc}")
-    finally:
-        pool.close()
     return sec
+
+
+def _bench_serve_files(sec: Section, backend: Any, cfg: Config) -> None:
+    """100 MB up and down through the azure backend and the server (both in this process, so the peak RSS
+    growth covers the client and the server together)."""
+    size = (25 if cfg.quick else 100) * 2**20
+    with tempfile.TemporaryDirectory(prefix="codeinterp-bench-") as tmp:
+        source, target = Path(tmp) / "big.bin", Path(tmp) / "back.bin"
+        with open(source, "wb") as f:
+            for _ in range(size // 2**20):
+                f.write(os.urandom(2**20))
+        for label, action in (
+            ("upload", lambda: backend.upload("big.bin", source)),
+            ("download", lambda: backend.download_to("big.bin", target)),
+        ):
+            with PeakRss() as peak:
+                started = time.perf_counter()
+                action()
+                took = (time.perf_counter() - started) * 1000
+            sec.add(
+                Row(
+                    f"{size // 2**20} MB {label} via serve (peak RSS growth of client + server: "
+                    f"{peak.growth_mib:.1f} MiB)",
+                    Stat.of([took]),
+                    "ms",
+                )
+            )
+        assert target.stat().st_size == size
 
 
 # -- import time ----------------------------------------------------------------------------------------
