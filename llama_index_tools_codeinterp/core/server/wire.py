@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from ..azure.dialects import CURRENT_API_VERSIONS, EXTENSION_KEY, LEGACY_API_VERSIONS
 from ..models import ExecutionResult, Output, RemoteFile
 
 __all__ = [
@@ -34,11 +35,10 @@ __all__ = [
     "stderr_with_error",
 ]
 
-#: Additive key holding ``ExecutionResult.to_dict()`` of a run (read by core/azure's client).
-EXTENSION_KEY = "codeinterp"
-
-LEGACY_VERSIONS = ("2024-02-02-preview", "2024-08-02-preview")
-CURRENT_VERSIONS = ("2024-10-02-preview", "2025-02-02-preview", "2025-10-02-preview")
+# The wire contract's facts live once, with the client: the api-versions of each dialect and the additive key
+# that carries ``ExecutionResult.to_dict()`` of a run.
+LEGACY_VERSIONS = LEGACY_API_VERSIONS
+CURRENT_VERSIONS = CURRENT_API_VERSIONS
 SUPPORTED_VERSIONS = LEGACY_VERSIONS + CURRENT_VERSIONS
 
 
