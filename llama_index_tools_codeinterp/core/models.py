@@ -19,6 +19,7 @@ from typing import Any, Literal
 from .paths import remote_display_path
 
 __all__ = [
+    "IMAGE_EXTENSIONS",
     "IMAGE_MIME_TYPES",
     "ExecutionError",
     "ExecutionResult",
@@ -29,6 +30,9 @@ __all__ = [
 
 #: Image types a display output can carry, in order of preference.
 IMAGE_MIME_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/svg+xml")
+#: The file extension a figure of each image type is saved with in /mnt/data.
+IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/jpg": "jpg", "image/gif": "gif",
+                    "image/webp": "webp", "image/svg+xml": "svg"}  # fmt: skip
 
 
 class ExecutionStatus(str, enum.Enum):

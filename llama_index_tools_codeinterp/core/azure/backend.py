@@ -30,7 +30,7 @@ from ..errors import (
     ServiceUnavailableError,
     SessionClosedError,
 )
-from ..models import ExecutionError, ExecutionResult, ExecutionStatus, Output, RemoteFile
+from ..models import IMAGE_EXTENSIONS, ExecutionError, ExecutionResult, ExecutionStatus, Output, RemoteFile
 from ..paths import guess_mime_type, normalize_remote_path, remote_display_path
 from ..render import strip_ansi
 from .auth import CredentialTokenProvider, TokenCredentialLike, TokenProvider
@@ -54,7 +54,6 @@ log = logging.getLogger(__name__)
 #: Azure session pools refuse uploads over 128 MB (HTTP 413).
 MAX_UPLOAD_BYTES = 128 * 1024 * 1024
 _CHUNK = 1 << 20
-_IMAGE_EXTENSIONS = {"png": "png", "jpeg": "jpg", "jpg": "jpg", "gif": "gif", "webp": "webp", "svg": "svg"}
 
 
 def _user_agent() -> str:
@@ -383,7 +382,7 @@ class AzureSessionsBackend(Backend):
                 except (binascii.Error, TypeError, ValueError):
                     result.notices.append("An image in the result could not be decoded and was dropped.")
                     continue
-            ext = _IMAGE_EXTENSIONS.get(mime.split("/", 1)[1].split("+", 1)[0], "png")
+            ext = IMAGE_EXTENSIONS.get(mime, "png")
             name = self._next_figure_name(ext, taken)
             try:
                 saved.append(self.upload(name, data))

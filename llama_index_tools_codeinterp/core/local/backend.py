@@ -30,7 +30,7 @@ from ..errors import (
     KernelError,
     SessionClosedError,
 )
-from ..models import ExecutionError, ExecutionResult, ExecutionStatus, Output, RemoteFile
+from ..models import IMAGE_EXTENSIONS, ExecutionError, ExecutionResult, ExecutionStatus, Output, RemoteFile
 from ..paths import (
     DATA_ROOT,
     guess_mime_type,
@@ -52,8 +52,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _COPY_CHUNK = 1 << 20
-_IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp",
-                     "image/svg+xml": "svg"}  # fmt: skip
 
 #: Every live backend, so that interpreter exit can stop their kernels.
 _live_backends: weakref.WeakSet[LocalKernelBackend] = weakref.WeakSet()
@@ -578,7 +576,7 @@ class LocalKernelBackend(Backend):
             data = output.image_bytes()
             if not data:
                 continue
-            rel = self._next_figure_name(_IMAGE_EXTENSIONS[mime])
+            rel = self._next_figure_name(IMAGE_EXTENSIONS[mime])
             try:
                 with open_in_root(self.data_dir, rel, "wb") as out:
                     out.write(data)
